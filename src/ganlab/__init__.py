@@ -1,0 +1,1 @@
+"""ganlab: a GAN experiment platform on Lightning + Hydra."""

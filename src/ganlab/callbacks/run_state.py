@@ -1,0 +1,48 @@
+"""What a checkpoint needs besides the module to resume exactly and to stand alone.
+
+- RNG states of Python, NumPy and torch (CPU and every CUDA device): Lightning does not save them.
+  Stored as tensors and plain values so the file loads with torch.load(weights_only=True).
+- The run's resolved config and the data's sample shape, so sample.py / evaluate.py rebuild the nets from
+  the checkpoint alone.
+"""
+from __future__ import annotations
+
+import random
+
+import lightning as L
+import numpy as np
+import torch
+
+
+def get_rng_state() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RunState(L.Callback):
+    def __init__(self, config: dict):
+        self.config = config
+
+    def state_dict(self) -> dict:
+        return {"rng": get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        set_rng_state(state["rng"])
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["config"] = self.config
+        checkpoint["shape"] = list(trainer.datamodule.shape)

@@ -1,0 +1,64 @@
+"""Datamodules whose batches are drawn on the training device.
+
+Batch k of a run is a pure function of (seed, k, rank), so a resumed run sees exactly the batches an
+uninterrupted run would: the datamodule counts the batches handed to training (`consumed`, saved in the
+checkpoint) and a resumed iterator starts there. Lightning prefetches one batch ahead, so counting what the
+iterator yielded would be off by one; counting in `on_after_batch_transfer` (called for the batch about to
+be trained on) is not.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch import Tensor
+
+Batch = tuple[Tensor, "Tensor | None"]
+
+
+class DeviceDataModule(L.LightningDataModule):
+    shape: tuple[int, ...]  # of one sample
+
+    def __init__(self, batch_size: int, seed: int = 0):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.consumed = 0  # batches handed to training_step so far
+
+    def batch(self, k: int, generator: torch.Generator, rank: int, world: int) -> Batch:
+        """Batch k for this rank; `generator` lives on the training device. Subclasses implement it."""
+        raise NotImplementedError
+
+    def real(self, n: int, device: torch.device | str = "cpu") -> Tensor:
+        """n real samples (B, *shape) for metrics and plots, the same every call."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> Iterator[Batch]:
+        t = self.trainer
+        return _Batches(self, t.strategy.root_device, self.consumed, t.global_rank, t.world_size)
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        self.consumed += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.consumed = int(state["consumed"])
+
+
+class _Batches:
+    """An endless iterable of batches starting at batch `start` (no __len__: the run length is the loop's)."""
+
+    def __init__(self, dm: DeviceDataModule, device: torch.device, start: int, rank: int, world: int):
+        self.dm, self.device, self.start, self.rank, self.world = dm, device, start, rank, world
+
+    def __iter__(self) -> Iterator[Batch]:
+        g = torch.Generator(device=self.device)
+        k = self.start
+        while True:
+            yield self.dm.batch(k, g, self.rank, self.world)
+            k += 1

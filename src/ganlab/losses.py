@@ -1,0 +1,83 @@
+"""Adversarial losses: small stateless objects with one signature.
+
+    d(real_logits, fake_logits) -> scalar   loss the critic minimises
+    g(fake_logits)              -> scalar   loss the generator minimises
+
+Logits are the raw critic outputs, shape (B,). No loss knows about networks or data.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class Loss:
+    #: True when E[D(real)] - E[D(fake)] is an estimate of the Wasserstein-1 distance
+    #: (with a Lipschitz-constrained critic); the loop then logs it as train/wasserstein.
+    estimates_w1 = False
+
+    def d(self, real: Tensor, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g(self, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class Minimax(Loss):
+    """Original GAN (Goodfellow et al. 2014): min_G max_D E log D(x) + E log(1 - D(G(z))).
+
+    The generator minimises log(1 - D(G(z))) = -softplus(f): it saturates when D rejects fakes confidently.
+    """
+
+    def d(self, real, fake):
+        # -log sigmoid(r) = softplus(-r);  -log(1 - sigmoid(f)) = softplus(f)
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+    def g(self, fake):
+        return -F.softplus(fake).mean()
+
+
+class NonSaturating(Minimax):
+    """Non-saturating GAN (Goodfellow et al. 2014, sec. 3): G maximises log D(G(z)) instead."""
+
+    def g(self, fake):
+        return F.softplus(-fake).mean()
+
+
+class LeastSquares(Loss):
+    """LSGAN (Mao et al. 2017): D pulls real to b and fake to a; G pulls fake to c.
+
+    Defaults a=0, b=1, c=1 are the paper's 0-1 coding (its Eq. 9); a=-1, b=1, c=0 gives the Pearson chi^2 form.
+    """
+
+    def __init__(self, a: float = 0.0, b: float = 1.0, c: float = 1.0):
+        self.a, self.b, self.c = a, b, c
+
+    def d(self, real, fake):
+        return 0.5 * ((real - self.b) ** 2).mean() + 0.5 * ((fake - self.a) ** 2).mean()
+
+    def g(self, fake):
+        return 0.5 * ((fake - self.c) ** 2).mean()
+
+
+class Wasserstein(Loss):
+    """WGAN (Arjovsky et al. 2017): the critic maximises E D(x) - E D(G(z)), the dual form of W1."""
+
+    estimates_w1 = True
+
+    def d(self, real, fake):
+        return fake.mean() - real.mean()
+
+    def g(self, fake):
+        return -fake.mean()
+
+
+class Hinge(Loss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): margin 1 on both sides for D, linear for G."""
+
+    def d(self, real, fake):
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g(self, fake):
+        return -fake.mean()

@@ -1,0 +1,1 @@
+"""Sample-quality metrics, one file per family; `callback.py` computes them during training."""

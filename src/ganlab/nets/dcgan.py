@@ -1,0 +1,76 @@
+"""DCGAN (Radford et al. 2015), parameterised by resolution and width.
+
+G: z -> (ch * 2^(n-1), s0, s0) by a transposed conv, then n-1 stride-2 transposed convs + BN + ReLU, then a
+stride-2 transposed conv to C channels + tanh. s0 = 7 for 28x28 images, 4 otherwise; n = log2(size / s0).
+D: the mirror image with stride-2 convs + LeakyReLU(0.2); no norm on the first layer (as in the paper); the
+norm of the other layers is selectable (`batch` as in the paper; `layer`/`none` for gradient penalties).
+Weights are initialised N(0, 0.02) (BN scale N(1, 0.02)), as in the paper.
+"""
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from .layers import norm_layer, spectral_normalize
+
+SIZES = (28, 32, 64, 128)
+
+
+def _geometry(size: int) -> tuple[int, int]:
+    """(s0, n): the first feature map's side and the number of stride-2 layers."""
+    if size not in SIZES:
+        raise ValueError(f"DCGAN supports image sizes {SIZES}, got {size}")
+    s0 = 7 if size == 28 else 4
+    return s0, int(math.log2(size // s0))
+
+
+def _init(m: nn.Module) -> None:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    def __init__(self, shape: tuple[int, int, int], z_dim: int = 100, ch: int = 64, norm: str = "batch"):
+        super().__init__()
+        c, size, width = shape[0], shape[1], shape[2]
+        if size != width:
+            raise ValueError(f"DCGAN needs square images, got {size}x{width}")
+        s0, n = _geometry(size)
+        self.z_dim = z_dim
+        chans = [ch * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 32x32, ch=64: [256, 128, 64]
+        layers = [nn.ConvTranspose2d(z_dim, chans[0], s0, 1, 0, bias=False), norm_layer(norm, chans[0]), nn.ReLU()]
+        for a, b in zip(chans[:-1], chans[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), norm_layer(norm, b), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(_init)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.net(z[:, :, None, None])  # (B, z_dim) -> (B, C, H, W) in [-1, 1]
+
+
+class Discriminator(nn.Module):
+    def __init__(self, shape: tuple[int, int, int], ch: int = 64, norm: str = "batch",
+                 spectral_norm: bool = False):
+        super().__init__()
+        c, size = shape[0], shape[1]
+        s0, n = _geometry(size)
+        chans = [ch * 2 ** i for i in range(n)]  # e.g. 32x32, ch=64: [64, 128, 256]
+        layers = [nn.Conv2d(c, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+        for a, b in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(a, b, 4, 2, 1, bias=norm == "none"), norm_layer(norm, b), nn.LeakyReLU(0.2)]
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Conv2d(chans[-1], 1, s0, 1, 0)
+        self.apply(_init)
+        if spectral_norm:
+            spectral_normalize(self)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+        h = self.trunk(x)  # (B, C, H, W) -> (B, ch * 2^(n-1), s0, s0)
+        return {"logits": self.head(h).flatten(), "features": h.flatten(1)}  # (B,), (B, F)

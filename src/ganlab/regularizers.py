@@ -1,0 +1,116 @@
+"""Critic regularizers: small objects the loop calls at fixed points of a critic step.
+
+Each has `weight` and `every` (lazy regularization: applied every k-th critic step with weight x k, as in
+StyleGAN2). Three hooks, all optional:
+
+    perturb(x, step)             -> x      on every critic input (real and fake) before D, and on G's fakes
+    penalty(D, real, fake, step) -> scalar added to the critic loss (already weighted)
+    after_step(D)                          after the critic's optimizer step
+
+Spectral normalization is not here: it is a property of the network (`spectral_norm` flag of the nets).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Regularizer:
+    #: True for penalties on per-sample input gradients (GP, R1): invalid with BatchNorm in the critic.
+    per_sample = False
+
+    def __init__(self, weight: float = 1.0, every: int = 1):
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.weight, self.every = float(weight), int(every)
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def perturb(self, x: Tensor, step: int) -> Tensor:
+        return x
+
+    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor, step: int) -> Tensor | None:
+        return None
+
+    def after_step(self, critic: nn.Module) -> None:
+        pass
+
+
+def _grad_norm(critic: nn.Module, x: Tensor) -> Tensor:
+    """Per-sample ||dD(x)/dx||_2, shape (B,), differentiable (create_graph) for the double backward."""
+    x = x.detach().requires_grad_(True)
+    out = critic(x)["logits"]  # (B,)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.flatten(1).float().norm(2, dim=1)
+
+
+class GradientPenalty(Regularizer):
+    """WGAN-GP (Gulrajani et al. 2017): lambda * E (||grad D(x_hat)|| - 1)^2, x_hat uniform on real-fake lines.
+
+    one_sided=True penalises only norms above 1: lambda * E max(0, ||grad|| - 1)^2 (the paper's appendix variant).
+    """
+
+    per_sample = True
+
+    def __init__(self, weight: float = 10.0, every: int = 1, one_sided: bool = False):
+        super().__init__(weight, every)
+        self.one_sided = one_sided
+
+    def penalty(self, critic, real, fake, step):
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B,1,..)
+        x_hat = eps * real.detach() + (1 - eps) * fake.detach()
+        gap = _grad_norm(critic, x_hat) - 1.0
+        if self.one_sided:
+            gap = gap.clamp(min=0.0)
+        return self.weight * self.every * gap.pow(2).mean()
+
+
+class R1(Regularizer):
+    """R1 (Mescheder et al. 2018): gamma/2 * E_real ||grad D(x)||^2. `every`=16 is StyleGAN2's lazy interval."""
+
+    per_sample = True
+
+    def penalty(self, critic, real, fake, step):
+        return 0.5 * self.weight * self.every * _grad_norm(critic, real).pow(2).mean()
+
+
+class WeightClipping(Regularizer):
+    """WGAN (Arjovsky et al. 2017, Algorithm 1): clamp every critic parameter to [-c, c] after each step."""
+
+    def __init__(self, c: float = 0.01):
+        if c <= 0:
+            raise ValueError(f"clip c must be > 0, got {c}")
+        super().__init__(weight=1.0, every=1)
+        self.c = float(c)
+
+    @torch.no_grad()
+    def after_step(self, critic):
+        for p in critic.parameters():
+            p.clamp_(-self.c, self.c)
+
+
+class InstanceNoise(Regularizer):
+    """Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017): x + N(0, sigma_t^2) for every D input.
+
+    sigma_t anneals linearly from `sigma` to 0 over `anneal_steps` critic steps (0 keeps it constant).
+    """
+
+    def __init__(self, sigma: float = 0.1, anneal_steps: int = 0):
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        if anneal_steps < 0:
+            raise ValueError(f"anneal_steps must be >= 0, got {anneal_steps}")
+        super().__init__()
+        self.sigma, self.anneal_steps = float(sigma), int(anneal_steps)
+
+    def sigma_at(self, step: int) -> float:
+        if self.anneal_steps == 0:
+            return self.sigma
+        return self.sigma * max(0.0, 1.0 - step / self.anneal_steps)
+
+    def perturb(self, x, step):
+        s = self.sigma_at(step)
+        return x + s * torch.randn_like(x) if s > 0 else x

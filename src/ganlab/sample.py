@@ -1,0 +1,62 @@
+"""`python sample.py ckpt=PATH n=10000 out=samples.npy [seed=0] [ema=true]`
+
+Writes n samples from a checkpoint's generator (its EMA copy when the run kept one): toy data as float32
+(N, D), images as uint8 (N, C, H, W) in a .npy file; `out=*.png` writes a grid (images) or scatter (toy).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from .config import ConfigError, build
+from .images import save_samples, to_uint8
+
+
+def load_generator(ckpt_path: str | Path, ema: bool = True, map_location="cpu") -> torch.nn.Module:
+    """The generator of a ganlab checkpoint, rebuilt from the config stored in it (weights_only load)."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt: no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if "config" not in ckpt or "shape" not in ckpt:
+        raise ConfigError(f"ckpt: {path} is not a ganlab checkpoint (no stored config)")
+    cfg = OmegaConf.create(ckpt["config"])
+    g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]))
+    state = ckpt["state_dict"]
+    prefix = "ema.model." if ema and any(k.startswith("ema.model.") for k in state) else "generator."
+    g.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return g.eval()
+
+
+@torch.no_grad()
+def generate(g: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 1024) -> torch.Tensor:
+    rng = torch.Generator().manual_seed(seed)
+    return torch.cat([g(torch.randn(min(batch_size, n - i), g.z_dim, generator=rng))
+                      for i in range(0, n, batch_size)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv)
+    unknown = set(args) - {"ckpt", "n", "out", "seed", "ema"}
+    try:
+        if unknown or "ckpt" not in args:
+            raise ConfigError(f"usage: sample.py ckpt=PATH n=10000 out=samples.npy|grid.png [seed=0] [ema=true]"
+                              + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
+        n, out = int(args.get("n", 64)), Path(args.get("out", "samples.npy"))
+        if n < 1:
+            raise ConfigError(f"n must be >= 1, got {n}")
+        if out.suffix not in (".npy", ".png"):
+            raise ConfigError(f"out must end in .npy or .png, got {out}")
+        x = generate(load_generator(args.ckpt, ema=bool(args.get("ema", True))), n, int(args.get("seed", 0)))
+    except ConfigError as e:
+        sys.exit(f"ganlab: {e}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".png":
+        save_samples(x, out)
+    else:
+        np.save(out, to_uint8(x).numpy() if x.dim() == 4 else x.float().numpy())
+    print(f"wrote {n} samples {tuple(x.shape[1:])} to {out}")

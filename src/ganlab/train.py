@@ -1,0 +1,57 @@
+"""`python train.py [overrides]`: compose the config, build every object (failing before training on bad
+input), train, return the final metrics. `train(cfg)` is the function tests and sweeps call."""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from .callbacks.run_state import RunState
+from .checkpoint_io import AtomicCheckpointIO
+from .config import ConfigError, build, check_config, check_critic
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def build_module(cfg: DictConfig, shape: tuple[int, ...]) -> L.LightningModule:
+    """Nets, loss, regularizers and optimizers from the config, assembled into the model's module."""
+    generator = build(cfg.net.g, "net.g", shape=shape)
+    discriminator = build(cfg.net.d, "net.d", shape=shape)
+    regularizers = {name: build(node, f"regularizer.{name}") for name, node in (cfg.get("regularizer") or {}).items()}
+    check_critic(discriminator, regularizers)
+    return build(cfg.model, "model", generator=generator, discriminator=discriminator, loss=build(cfg.loss, "loss"),
+                 regularizers=regularizers, optim_g=build(cfg.optim.g, "optim.g"),
+                 optim_d=build(cfg.optim.d, "optim.d"), iterations=cfg.iterations)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build(cfg.data, "data", seed=cfg.seed)
+    module = build_module(cfg, datamodule.shape)
+    callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
+    callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True)))
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                    plugins=[AtomicCheckpointIO()], default_root_dir=cfg.out_dir)
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None and not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path: no checkpoint at {ckpt}: pass the path of a .ckpt file (e.g. "
+                          f"outputs/<date>/<time>/checkpoints/last.ckpt) or drop ckpt_path")
+    with warnings.catch_warnings():
+        # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
+        warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        train(cfg)
+    except ConfigError as e:  # one clear line, no stack trace, before training started
+        sys.exit(f"ganlab: config error: {e}")

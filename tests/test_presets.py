@@ -1,0 +1,63 @@
+"""Every preset and every experiment trains a few steps, on toy data and on images."""
+import math
+from pathlib import Path
+
+import pytest
+
+from ganlab.train import CONF_DIR, train
+
+from .conftest import make_cfg, read_metrics
+
+PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+SMALL_TOY = ["data=grid25", "net.g.hidden=32", "net.d.hidden=32"]
+
+
+def small_images(idx_root):
+    return ["data=fashion_mnist", f"data.root={idx_root}", "net.g.ch=8", "net.d.ch=8", "data.batch_size=16"]
+
+
+def check_run(out: Path, iterations: int):
+    rows = read_metrics(out)
+    assert max(r.get("train/iteration", 0) for r in rows) == iterations
+    for key in ("train/d_loss", "train/g_loss"):
+        values = [r[key] for r in rows if key in r]
+        assert values and all(math.isfinite(v) for v in values), key
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert list((out / "samples").glob("iter_*.png"))
+
+
+def test_presets_are_all_here():
+    assert set(PRESETS) >= {"gan", "nsgan", "dcgan", "lsgan", "wgan", "wgan_gp", "sngan"}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("data", ["toy", "images"])
+def test_preset_trains(tmp_path, idx_root, preset, data):
+    overrides = SMALL_TOY if data == "toy" else small_images(idx_root)
+    train(make_cfg(tmp_path, f"model={preset}", "iterations=2", *overrides))
+    check_run(tmp_path, 2)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_trains(tmp_path, experiment):
+    train(make_cfg(tmp_path, f"experiment={experiment}", "iterations=2"))
+    rows = read_metrics(tmp_path)
+    assert max(r.get("train/iteration", 0) for r in rows) == 2
+
+
+@pytest.mark.parametrize("loss", ["minimax", "ns", "lsgan", "wgan", "hinge"])
+@pytest.mark.parametrize("regularizer", ["[]", "[gp]", "[r1]", "[clip]", "[noise]", "[gp,r1,noise]"])
+def test_any_loss_with_any_regularizers(tmp_path, loss, regularizer):
+    train(make_cfg(tmp_path, f"loss={loss}", f"regularizer={regularizer}", "iterations=2",
+                   "regularizer.r1.every=1" if "r1" in regularizer else "seed=0", *SMALL_TOY))
+    check_run(tmp_path, 2)
+
+
+def test_command_line_loss_wins_over_the_preset(tmp_path):
+    cfg = make_cfg(tmp_path, "model=wgan_gp", "loss=hinge", "regularizer=[r1]")
+    assert cfg.loss._target_.endswith("Hinge") and set(cfg.regularizer) == {"r1"}
+    assert cfg.model.n_critic == 5 and cfg.optim.g.lr == 1e-4  # the rest of the preset stays
+    cfg = make_cfg(tmp_path, "model=wgan")
+    assert cfg.optim.g._target_ == "torch.optim.RMSprop" and cfg.optim.d.lr == 5e-5
+    assert cfg.regularizer.clip.c == 0.01 and cfg.model.n_critic == 5 and cfg.data.batch_size == 64
