@@ -10,6 +10,7 @@ Variants change a step by overriding `critic_loss` or `generator_loss`; none cop
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 
 import lightning as L
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .ema import EMA
+from .log import emit
 from .losses import Loss
 from .regularizers import Regularizer
 
@@ -43,6 +45,7 @@ class GANModule(L.LightningModule):
         self.trains_g = any(p.requires_grad for p in generator.parameters())
         self.d_steps = 0  # critic steps taken
         self.g_steps = 0  # generator steps taken
+        self._logs: dict[str, list[Tensor]] = defaultdict(list)  # detached values since the last logged row
 
     # ---- counters ---------------------------------------------------------------------------------------
     @property
@@ -141,7 +144,19 @@ class GANModule(L.LightningModule):
             self.g_steps += 1
             logs.update(g_logs)
 
-        logs["train/iteration"] = float(self.iteration)
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        if self.iteration >= self.iterations:
-            self.trainer.should_stop = True
+        for k, v in logs.items():
+            self._logs[k].append(v)
+        if self.at_iteration_end:
+            self._log_iteration()
+            if self.iteration >= self.iterations:
+                self.trainer.should_stop = True
+
+    def _log_iteration(self) -> None:
+        """Every trainer.log_every_n_steps iterations: the mean of each value since the last row (one GPU sync)."""
+        if self.iteration % self.trainer.log_every_n_steps and self.iteration < self.iterations:
+            return
+        means = torch.stack([torch.stack(v).float().mean() for v in self._logs.values()]).tolist()
+        metrics = dict(zip(self._logs, means))
+        self._logs.clear()
+        emit(self.trainer, self.iteration, metrics)
+        self.log_dict({k.removeprefix("train/"): v for k, v in metrics.items()}, prog_bar=True, logger=False)

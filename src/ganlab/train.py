@@ -45,7 +45,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with warnings.catch_warnings():
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+        # weights_only: a checkpoint is tensors and plain values only (callbacks/run_state.py), never code
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 

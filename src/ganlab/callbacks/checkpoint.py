@@ -15,6 +15,6 @@ class Checkpointer(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
         if pl_module.at_iteration_end and (it % self.every == 0 or it >= pl_module.iterations):
-            trainer.save_checkpoint(self.dirpath / "last.ckpt")  # every rank calls it; rank 0 writes
+            trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)  # all ranks call; rank 0 writes
             if self.keep:
-                trainer.save_checkpoint(self.dirpath / f"iter_{it:07d}.ckpt")
+                trainer.save_checkpoint(self.dirpath / f"iter_{it:07d}.ckpt", weights_only=False)

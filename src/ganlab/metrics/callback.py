@@ -1,19 +1,11 @@
 """Metrics computed during training, every `every` iterations and at the end, on a fixed latent batch of
-the generator (EMA if kept), written straight to the loggers as val/* (self.log would repeat a stale value
-on every later logged step) and kept in trainer.callback_metrics, which train() returns."""
+the generator (EMA if kept), logged as val/* at step = iteration (log.py)."""
 from __future__ import annotations
 
 import lightning as L
-import torch
 
+from ..log import emit
 from .modes import mode_coverage
-
-
-def log_metrics(trainer: L.Trainer, pl_module: L.LightningModule, metrics: dict[str, float]) -> None:
-    metrics = {**metrics, "train/iteration": float(pl_module.iteration)}
-    for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=trainer.global_step)
-    trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
 
 
 class ModeCoverage(L.Callback):
@@ -29,4 +21,4 @@ class ModeCoverage(L.Callback):
         it = pl_module.iteration
         if it % self.every == 0 or it >= pl_module.iterations:
             m = mode_coverage(pl_module.sample(self.n), dm.modes, dm.std, self.k, self.min_count)
-            log_metrics(trainer, pl_module, {f"val/{k}": v for k, v in m.items()})
+            emit(trainer, it, {f"val/{k}": v for k, v in m.items()})
