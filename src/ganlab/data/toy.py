@@ -35,9 +35,11 @@ class Mixture(Toy):
 
     def sample(self, n, generator):
         dev = generator.device
+        if self.modes.device != dev:  # moved once, to the training device
+            self.modes = self.modes.to(dev)
         idx = torch.randint(len(self.modes), (n,), generator=generator, device=dev)  # (n,)
         noise = torch.randn(n, self.modes.shape[1], generator=generator, device=dev)  # (n, D)
-        return self.modes.to(dev)[idx] + self.std * noise
+        return self.modes[idx] + self.std * noise
 
 
 class Ring(Mixture):
