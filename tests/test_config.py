@@ -14,14 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TOY = ["data=grid25", "net.g.hidden=16", "net.d.hidden=16", "iterations=2"]
 
 BAD = [
-    (["model.n_critic=0"], r"model\.n_critic must be >= 1.*set e\.g\. model\.n_critic="),
+    (["model.n_critic=0"], r"model\.n_critic must be >= 1.*e\.g\. model\.n_critic=5"),
+    (["model.n_critic=five"], r"model\.n_critic must be a number, got 'five'"),
     (["optim.g.lr=0"], r"optim\.g\.lr must be > 0.*optim\.g\.lr=2e-4"),
+    (["optim.g.betas=[0.5,1.5]"], r"optim\.g: Invalid beta parameter at index 1"),
+    (["model.lr_decay=cosine"], r"model: lr_decay must be 'none' or 'linear'"),
     (["optim.d.lr=-1e-4"], r"optim\.d\.lr must be > 0"),
     (["model=wgan", "regularizer.clip.c=0"], r"regularizer\.clip\.c must be > 0.*regularizer\.clip\.c=0\.01"),
     (["model=wgan_gp", "regularizer.gp.weight=-1"], r"regularizer\.gp\.weight must be >= 0"),
     (["model=wgan_gp", "regularizer.gp.every=0"], r"regularizer\.gp\.every must be >= 1"),
     (["iterations=0"], r"iterations must be >= 1"),
-    (["data.batch_size=0"], r"data\.batch_size must be > 0"),
+    (["data.batch_size=0"], r"data\.batch_size must be >= 1"),
     (["+model.foo=1"], r"unknown key model\.foo"),
     (["+net.d.widht=3"], r"unknown key net\.d\.widht"),
     (["model=wgan_gp", "net.d.norm=batch"], r"regularizer\.gp .*BatchNorm.*net\.d\.norm=layer"),

@@ -18,3 +18,11 @@ def test_critic_estimates_the_exact_w1_between_gaussians(tmp_path, mu, sigma):
     estimate = statistics.fmean(estimates[-len(estimates) // 4:])  # the last quarter of the run
     exact = gaussian_w1(mu, sigma)
     assert estimate == pytest.approx(exact, rel=0.10), (estimate, exact)
+
+
+@pytest.mark.slow
+def test_wgan_gp_covers_the_grid(tmp_path):
+    """VEEGAN / PacGAN protocol on grid25: modes with a high-quality sample and the high-quality fraction."""
+    metrics = train(make_cfg(tmp_path, "experiment=grid25_wgan_gp", "trainer.log_every_n_steps=100"))
+    assert metrics["val/modes"] >= 20, metrics
+    assert metrics["val/hq"] >= 0.70, metrics

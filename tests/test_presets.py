@@ -61,3 +61,13 @@ def test_command_line_loss_wins_over_the_preset(tmp_path):
     cfg = make_cfg(tmp_path, "model=wgan")
     assert cfg.optim.g._target_ == "torch.optim.RMSprop" and cfg.optim.d.lr == 5e-5
     assert cfg.regularizer.clip.c == 0.01 and cfg.model.n_critic == 5 and cfg.data.batch_size == 64
+
+
+def test_linear_lr_decay_reaches_zero_at_the_end(tmp_path):
+    import torch
+
+    train(make_cfg(tmp_path, "model.lr_decay=linear", "iterations=4", *SMALL_TOY))
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    lrs = [g["lr"] for opt in ckpt["optimizer_states"] for g in opt["param_groups"]]
+    assert len(lrs) == 2 and lrs == [0.0, 0.0]
+    assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [4, 4]

@@ -13,6 +13,7 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+import torch
 from torch import nn
 
 from .regularizers import Regularizer
@@ -34,29 +35,42 @@ def build(node: DictConfig, key: str, **kwargs) -> Any:
         raise ConfigError(f"{key}: {msg}") from None
 
 
-def _positive(cfg: DictConfig, key: str, fix: str) -> None:
+def _number(cfg: DictConfig, key: str) -> float | None:
     value = OmegaConf.select(cfg, key)
-    if value is not None and not value > 0:
-        raise ConfigError(f"{key} must be > 0, got {value}: {fix}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    return value
+
+
+def _at_least(cfg: DictConfig, key: str, low: float, fix: str, strict: bool = False) -> None:
+    value = _number(cfg, key)
+    if value is not None and (value <= low if strict else value < low):
+        raise ConfigError(f"{key} must be {'>' if strict else '>='} {low:g}, got {value}: {fix}")
 
 
 def check_config(cfg: DictConfig) -> None:
     """Range checks with a fix for each, before anything is built."""
-    if cfg.model.n_critic < 1:
-        raise ConfigError(f"model.n_critic must be >= 1 (critic steps per generator step), got "
-                          f"{cfg.model.n_critic}: set e.g. model.n_critic=5 (WGAN) or 1 (DCGAN)")
-    if cfg.iterations < 1:
-        raise ConfigError(f"iterations must be >= 1 (generator iterations to train), got {cfg.iterations}")
+    _at_least(cfg, "model.n_critic", 1, "critic steps per generator step: e.g. model.n_critic=5 (WGAN) or 1 (DCGAN)")
+    _at_least(cfg, "iterations", 1, "the number of generator iterations to train, e.g. iterations=3000")
     for net in ("g", "d"):
-        _positive(cfg, f"optim.{net}.lr", f"set a learning rate such as optim.{net}.lr=2e-4")
-    _positive(cfg, "data.batch_size", "set e.g. data.batch_size=64")
+        _at_least(cfg, f"optim.{net}.lr", 0, f"set a learning rate such as optim.{net}.lr=2e-4", strict=True)
+    _at_least(cfg, "data.batch_size", 1, "set e.g. data.batch_size=64")
     for name, reg in (cfg.get("regularizer") or {}).items():
         if "c" in reg:
-            _positive(cfg, f"regularizer.{name}.c", f"WGAN clips to [-c, c]; the paper uses regularizer.{name}.c=0.01")
-        if "weight" in reg and reg.weight < 0:
-            raise ConfigError(f"regularizer.{name}.weight must be >= 0, got {reg.weight}")
-        if "every" in reg and reg.every < 1:
-            raise ConfigError(f"regularizer.{name}.every must be >= 1 (apply every k critic steps), got {reg.every}")
+            _at_least(cfg, f"regularizer.{name}.c", 0, f"WGAN clips to [-c, c]; the paper uses regularizer.{name}.c=0.01",
+                      strict=True)
+        if "weight" in reg:
+            _at_least(cfg, f"regularizer.{name}.weight", 0, "a penalty weight is >= 0 (0 switches it off)")
+        if "every" in reg:
+            _at_least(cfg, f"regularizer.{name}.every", 1, "apply every k critic steps, k >= 1")
+
+
+def check_optimizer(factory, key: str) -> None:
+    """Build the optimizer once on a dummy parameter, so bad settings fail now, not at the first step."""
+    try:
+        factory([nn.Parameter(torch.zeros(1))])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{key}: {e}") from None
 
 
 def check_critic(critic: nn.Module, regularizers: Mapping[str, Regularizer]) -> None:

@@ -29,8 +29,10 @@ class GANModule(L.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: Loss,
                  optim_g: OptimizerFactory, optim_d: OptimizerFactory,
                  regularizers: Mapping[str, Regularizer] | None = None, n_critic: int = 1,
-                 iterations: int = 10_000, ema_decay: float | None = None):
+                 iterations: int = 10_000, ema_decay: float | None = None, lr_decay: str = "none"):
         super().__init__()
+        if lr_decay not in ("none", "linear"):
+            raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if iterations < 1:
@@ -38,7 +40,7 @@ class GANModule(L.LightningModule):
         self.automatic_optimization = False
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.regularizers = dict(regularizers or {})
-        self.optim_g, self.optim_d = optim_g, optim_d
+        self.optim_g, self.optim_d, self.lr_decay = optim_g, optim_d, lr_decay
         self.n_critic, self.iterations = int(n_critic), int(iterations)
         self.ema = EMA(generator, ema_decay) if ema_decay else None
         # A generator without trainable parameters (nets.identity) stays fixed: only the critic trains.
@@ -82,14 +84,23 @@ class GANModule(L.LightningModule):
 
     # ---- optimization -----------------------------------------------------------------------------------
     def configure_optimizers(self):
-        opt_d = self.optim_d(self.discriminator.parameters())
-        if not self.trains_g:
-            return opt_d
-        return [self.optim_g(self.generator.parameters()), opt_d]
+        opts = [self.optim_d(self.discriminator.parameters())]
+        if self.trains_g:
+            opts.insert(0, self.optim_g(self.generator.parameters()))
+        if self.lr_decay == "none":
+            return opts
+        # linear: lr falls to 0 over the run, stepped once per iteration (WGAN-GP's CIFAR-10 schedule)
+        return opts, [torch.optim.lr_scheduler.LambdaLR(o, lambda it: max(0.0, 1.0 - it / self.iterations))
+                      for o in opts]
 
     def _optimizers(self):
         opts = self.optimizers()
         return (opts[0], opts[1]) if isinstance(opts, list) else (None, opts)
+
+    def _step_schedulers(self) -> None:
+        scheds = self.lr_schedulers()
+        for s in scheds if isinstance(scheds, list) else [scheds] if scheds is not None else []:
+            s.step()
 
     def perturb(self, x: Tensor) -> Tensor:
         """Every critic input passes the regularizers' perturbations (instance noise)."""
@@ -147,6 +158,7 @@ class GANModule(L.LightningModule):
         for k, v in logs.items():
             self._logs[k].append(v)
         if self.at_iteration_end:
+            self._step_schedulers()
             self._log_iteration()
             if self.iteration >= self.iterations:
                 self.trainer.should_stop = True

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .callbacks.run_state import RunState
 from .checkpoint_io import AtomicCheckpointIO
-from .config import ConfigError, build, check_config, check_critic
+from .config import ConfigError, build, check_config, check_critic, check_optimizer
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -23,9 +23,11 @@ def build_module(cfg: DictConfig, shape: tuple[int, ...]) -> L.LightningModule:
     discriminator = build(cfg.net.d, "net.d", shape=shape)
     regularizers = {name: build(node, f"regularizer.{name}") for name, node in (cfg.get("regularizer") or {}).items()}
     check_critic(discriminator, regularizers)
+    optim_g, optim_d = build(cfg.optim.g, "optim.g"), build(cfg.optim.d, "optim.d")
+    check_optimizer(optim_g, "optim.g")
+    check_optimizer(optim_d, "optim.d")
     return build(cfg.model, "model", generator=generator, discriminator=discriminator, loss=build(cfg.loss, "loss"),
-                 regularizers=regularizers, optim_g=build(cfg.optim.g, "optim.g"),
-                 optim_d=build(cfg.optim.d, "optim.d"), iterations=cfg.iterations)
+                 regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -45,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with warnings.catch_warnings():
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
+        warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # the EMA copy, on purpose
         # weights_only: a checkpoint is tensors and plain values only (callbacks/run_state.py), never code
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
