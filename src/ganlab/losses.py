@@ -7,7 +7,6 @@ Logits are the raw critic outputs, shape (B,). No loss knows about networks or d
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
