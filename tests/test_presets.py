@@ -71,3 +71,9 @@ def test_linear_lr_decay_reaches_zero_at_the_end(tmp_path):
     lrs = [g["lr"] for opt in ckpt["optimizer_states"] for g in opt["param_groups"]]
     assert len(lrs) == 2 and lrs == [0.0, 0.0]
     assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [4, 4]
+
+
+def test_mlp_nets_on_flat_images(tmp_path, idx_root):
+    train(make_cfg(tmp_path, "net=mlp", "iterations=2", "net.g.hidden=32", "net.d.hidden=32",
+                   *small_images(idx_root)[:2], "data.batch_size=16"))
+    check_run(tmp_path, 2)
