@@ -39,6 +39,28 @@ def idx_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    """CIFAR-10's python batches (protocol-2 pickled dicts, as distributed), 20 images each: class c has a
+    bright square in channel c % 3."""
+    import pickle
+
+    root = tmp_path_factory.mktemp("cifar")
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [int(v) for v in rng.integers(0, 10, 20)]
+        images = rng.integers(0, 60, size=(20, 3, 32, 32), dtype=np.uint8)
+        for i, c in enumerate(labels):
+            images[i, c % 3, 8:24, 8:24] = 230
+        batch = {"batch_label": name, "labels": labels, "data": images.reshape(20, 3072),
+                 "filenames": [f"img_{i}.png" for i in range(20)]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    return root
+
+
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
     """The config `python train.py OVERRIDES` composes, writing into tmp_path, quiet and logging every step."""
     base = [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]

@@ -3,7 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+import pickle
+
+from ganlab.data.cifar10 import Cifar10, read_cifar_batch
 from ganlab.data.idx import IdxImages, read_idx
+from ganlab.data.stacked import Stacked
 from ganlab.data.toy import Gauss1d, Grid, Ring, SwissRoll
 
 from .conftest import write_idx
@@ -85,3 +89,43 @@ def test_gauss1d_and_swissroll():
         Gauss1d(sigma=0.0, batch_size=8)
     roll = SwissRoll(batch_size=8).real(1000)
     assert roll.shape == (1000, 2) and roll.abs().max() < 3
+
+
+def test_cifar10_batches_load_in_channel_order(cifar_root):
+    dm = Cifar10(root=str(cifar_root), batch_size=10)
+    dm.setup()
+    assert dm.x.shape == (100, 3, 32, 32) and dm.y.shape == (100,)
+    c = dm.y[0].item() % 3  # the bright square sits in channel c: the RGB planes were not mixed up
+    assert dm.x[0, c, 16, 16] > 0.7 and all(dm.x[0, o, 16, 16] < -0.4 for o in {0, 1, 2} - {c})
+    test = Cifar10(root=str(cifar_root), split="test", size=64)
+    test.setup()
+    assert test.x.shape == (20, 3, 64, 64)
+
+
+def test_cifar10_refuses_code_in_the_pickle_and_names_missing_files(tmp_path, cifar_root):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / "data_batch_1"
+    bad.write_bytes(pickle.dumps({"data": Evil(), "labels": []}, protocol=2))
+    with pytest.raises(ValueError, match=r"refusing to load \w+\.print"):
+        read_cifar_batch(bad)
+    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py/data_batch_1.*data\.root"):
+        Cifar10(root=str(tmp_path))
+
+
+def test_stacked_draws_three_independent_channels(idx_root):
+    dm = Stacked(root=str(idx_root), batch_size=64, size=28)
+    dm.setup()
+    x, y = dm.batch(0, torch.Generator(), 0, 1)
+    assert dm.shape == (3, 28, 28) and x.shape == (64, 3, 28, 28) and y.max() < 1000
+    digits = torch.stack([y // 100, y // 10 % 10, y % 10])  # (3, B) class of each channel
+    assert not torch.equal(digits[0], digits[1]) and not torch.equal(digits[1], digits[2])
+    for ch in range(3):  # each channel is the image whose class the label names
+        side = 4 + 2 * digits[ch]  # the fixture's square of class c spans 4 + 2c pixels from (4, 4)
+        inside = x[torch.arange(64), ch, 4 + side - 1, 4 + side - 1]
+        assert (inside > 0.5).all()
+    again = Stacked(root=str(idx_root), batch_size=64, size=28)
+    again.setup()
+    assert torch.equal(again.batch(0, torch.Generator(), 0, 1)[1], y)

@@ -77,3 +77,11 @@ def test_mlp_nets_on_flat_images(tmp_path, idx_root):
     train(make_cfg(tmp_path, "net=mlp", "iterations=2", "net.g.hidden=32", "net.d.hidden=32",
                    *small_images(idx_root)[:2], "data.batch_size=16"))
     check_run(tmp_path, 2)
+
+
+@pytest.mark.parametrize("data", ["mnist", "cifar10", "stacked"])
+def test_other_image_sets_train(tmp_path, idx_root, cifar_root, data):
+    root = cifar_root if data == "cifar10" else idx_root
+    train(make_cfg(tmp_path, f"data={data}", f"data.root={root}", "iterations=2", "net.g.ch=8", "net.d.ch=8",
+                   "data.batch_size=16"))
+    check_run(tmp_path, 2)

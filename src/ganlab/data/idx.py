@@ -1,4 +1,4 @@
-"""MNIST-format image sets (the idx files of MNIST and Fashion-MNIST), held on the training device.
+"""MNIST-format image sets (the idx files of MNIST and Fashion-MNIST).
 
 The idx format (LeCun et al.): big-endian magic (0, 0, dtype code, ndim), ndim big-endian int32 sizes, then
 the raw array. Files may be gzipped (`.gz`), as Debian's dataset-fashion-mnist ships them.
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .base import DeviceDataModule
+from .images import TensorImages
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -39,49 +38,21 @@ def find_idx(root: Path, stem: str) -> Path:
     raise FileNotFoundError(f"{root / stem}[.gz]")
 
 
-class IdxImages(DeviceDataModule):
-    """An idx image set: 28x28 grey images, resized once to `size` (bilinear, antialiased), kept in [-1, 1]."""
+class IdxImages(TensorImages):
+    """An idx image set (28x28 grey images and their labels), resized once to `size`."""
 
     def __init__(self, root: str, batch_size: int = 64, size: int = 32, split: str = "train",
                  hint: str = "", seed: int = 0):
-        super().__init__(batch_size, seed)
+        super().__init__(size, 1, batch_size, seed)
         if split not in ("train", "t10k"):
             raise ValueError(f"split must be 'train' or 't10k', got {split!r}")
-        self.root, self.split, self.size = Path(root).expanduser(), split, int(size)
-        self.shape = (1, self.size, self.size)
+        self.root, self.split = Path(root).expanduser(), split
         try:  # fail at construction, before any training, when the files are missing
             self.files = [find_idx(self.root, f"{split}-{kind}-idx{d}-ubyte")
                           for kind, d in (("images", 3), ("labels", 1))]
         except FileNotFoundError as e:
             raise FileNotFoundError(f"missing data file {e.args[0]}. {hint}".strip()) from None
-        self.x = self.y = None
-        self._perm = (None, None)  # ((epoch, rank, world), shard) cache: one randperm per epoch, not per batch
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.x is None:
-            images, labels = (torch.from_numpy(read_idx(f).copy()) for f in self.files)
-            x = images[:, None].float().div(127.5).sub(1.0)  # (N, 1, 28, 28) in [-1, 1]
-            if self.size != x.shape[-1]:
-                x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
-            self.x, self.y = x.clamp(-1, 1).contiguous(), labels.long()  # (N, 1, S, S), (N,)
-
-    def batch(self, k, generator, rank, world):
-        dev = generator.device
-        if self.x.device != dev:
-            self.x, self.y = self.x.to(dev), self.y.to(dev)
-        per_epoch = (len(self.x) // world) // self.batch_size
-        if per_epoch == 0:
-            raise ValueError(f"data.batch_size={self.batch_size} is larger than the {len(self.x)} images "
-                             f"per device; lower it")
-        epoch, i = divmod(k, per_epoch)
-        if self._perm[0] != (epoch, rank, world):
-            generator.manual_seed(self.seed * 1_000_003 + epoch)  # the same permutation on every rank
-            shard = torch.randperm(len(self.x), generator=generator, device=dev)[rank::world]
-            self._perm = ((epoch, rank, world), shard)
-        perm = self._perm[1]
-        idx = perm[i * self.batch_size:(i + 1) * self.batch_size]  # (B,)
-        return self.x[idx], self.y[idx]
-
-    def real(self, n, device="cpu"):
-        self.setup()
-        return self.x[:n].to(device)
+    def load(self):
+        images, labels = (torch.from_numpy(read_idx(f).copy()) for f in self.files)
+        return images[:, None], labels  # (N, 1, 28, 28), (N,)

@@ -1,0 +1,34 @@
+"""Stacked Fashion-MNIST: three independently drawn images as the R, G and B channels, so 10^3 = 1,000 modes
+(class triples) - the benchmark of Unrolled GAN (Metz et al. 2017), VEEGAN and PacGAN, built on
+Fashion-MNIST instead of MNIST. The label of a sample is 100 c_R + 10 c_G + c_B.
+
+An "epoch" is one pass of the red channel's permutation; green and blue draw their own indices from the
+same per-batch generator state, so batch k stays a pure function of (seed, k, rank).
+"""
+from __future__ import annotations
+
+import torch
+
+from .idx import IdxImages
+
+
+class Stacked(IdxImages):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shape = (3, self.size, self.size)
+
+    def batch(self, k, generator, rank, world):
+        self._to(generator.device)
+        red = self.indices(k, generator, rank, world)  # (B,)
+        generator.manual_seed(self.seed * 1_000_003 + 7919 * (k * world + rank) + 1)
+        gb = torch.randint(len(self.x), (2, len(red)), generator=generator, device=generator.device)  # (2, B)
+        idx = torch.stack([red, gb[0], gb[1]])  # (3, B)
+        x = self.x[idx, 0].transpose(0, 1)  # (B, 3, S, S)
+        y = 100 * self.y[idx[0]] + 10 * self.y[idx[1]] + self.y[idx[2]]  # (B,)
+        return x, y
+
+    def real(self, n, device="cpu"):
+        self.setup()
+        g = torch.Generator().manual_seed(self.seed + 12345)
+        idx = torch.randint(len(self.x), (3, n), generator=g)
+        return self.x.cpu()[idx, 0].transpose(0, 1).to(device)
