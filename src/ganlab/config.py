@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 import torch
 from torch import nn
 
@@ -26,6 +26,8 @@ class ConfigError(ValueError):
 def build(node: DictConfig, key: str, **kwargs) -> Any:
     try:
         return instantiate(node, **kwargs)
+    except MissingMandatoryValue as e:  # a `???` the user must fill in, e.g. data=folder without data.path
+        raise ConfigError(f"{e.full_key} has no value: set it on the command line ({e.full_key}=...)") from None
     except InstantiationException as e:
         cause = e.__cause__ or e
         msg = str(cause)

@@ -8,7 +8,9 @@ be trained on) is not.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -17,8 +19,30 @@ from torch import Tensor
 Batch = tuple[Tensor, "Tensor | None"]
 
 
+def source_id(root: str | Path) -> str:
+    """Names the files a data set is read from, for caches (classifiers, real statistics): the folder's name
+    and a hash of its absolute path, e.g. `fashion-mnist-1a2b3c4d`."""
+    path = Path(root).expanduser().resolve()
+    return f"{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+
+
+def batches_per_epoch(n: int, batch_size: int, world: int) -> int:
+    per_epoch = (n // world) // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"data.batch_size={batch_size} is larger than the {n // world} images per device; lower it")
+    return per_epoch
+
+
+def epoch_shard(n: int, seed: int, epoch: int, rank: int, world: int, generator: torch.Generator) -> Tensor:
+    """This rank's indices (about n / world,) of the epoch's permutation of n items, drawn on the generator's
+    device from (seed, epoch): the same permutation on every rank, each rank taking its own shard."""
+    generator.manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator, device=generator.device)[rank::world]
+
+
 class DeviceDataModule(L.LightningDataModule):
     shape: tuple[int, ...]  # of one sample
+    num_classes: int | None = None  # labelled data: labels y are in [0, num_classes)
 
     def __init__(self, batch_size: int, seed: int = 0):
         super().__init__()
@@ -33,6 +57,10 @@ class DeviceDataModule(L.LightningDataModule):
 
     def real(self, n: int, device: torch.device | str = "cpu") -> Tensor:
         """n real samples (B, *shape) for metrics and plots, the same every call."""
+        raise NotImplementedError
+
+    def stats_key(self) -> str:
+        """Names the real set in caches of its statistics (metrics/fid.py): which data, split and size."""
         raise NotImplementedError
 
     def train_dataloader(self) -> Iterator[Batch]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .download import fetch
 from .images import TensorImages
 
 _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -41,22 +42,39 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Cifar10(TensorImages):
-    """The 50k training (or 10k test) images, 32x32 RGB, resized once to `size`."""
+    """The 50k training (or 10k test) images, 32x32 RGB, resized once to `size`. root holds
+    cifar-10-batches-py/, where torchvision.datasets.CIFAR10 writes it: data.download=true fetches it."""
 
-    def __init__(self, root: str, batch_size: int = 64, size: int = 32, split: str = "train", seed: int = 0):
+    TEST_SPLIT = "test"
+    num_classes = 10
+
+    def __init__(self, root: str, batch_size: int = 64, size: int = 32, split: str = "train",
+                 download: bool = False, seed: int = 0):
         super().__init__(size, 3, batch_size, seed)
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        folder = Path(root).expanduser() / "cifar-10-batches-py"
+        self.root, self.split, self.download = Path(root).expanduser(), split, bool(download)
         names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-        self.files = [folder / n for n in names]
+        self.files = [self.root / "cifar-10-batches-py" / n for n in names]
+        if not download:
+            self.check()  # fail at construction, before any training, when the files are missing
+
+    def check(self) -> None:
         missing = [str(f) for f in self.files if not f.is_file()]
         if missing:
             raise FileNotFoundError(f"missing data file {missing[0]}. Unpack cifar-10-python.tar.gz (the 'CIFAR-10 "
                                     f"python version' of the dataset's home page) so that data.root holds "
-                                    f"cifar-10-batches-py/, or point data.root=DIR at it")
+                                    f"cifar-10-batches-py/, point data.root=DIR at it, or set data.download=true")
+
+    def prepare_data(self) -> None:
+        """Fetch the files when asked (data.download=true) and missing: Lightning calls this on one process
+        per node before setup; load() calls it too, for use outside a Trainer."""
+        if self.download and not all(f.is_file() for f in self.files):
+            fetch("CIFAR10", self.root)
 
     def load(self):
+        self.prepare_data()
+        self.check()
         parts = [read_cifar_batch(f) for f in self.files]
         return (torch.from_numpy(np.concatenate([p[0] for p in parts])),
                 torch.from_numpy(np.concatenate([p[1] for p in parts])))

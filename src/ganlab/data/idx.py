@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .download import fetch
 from .images import TensorImages
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -30,29 +31,58 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(body, dtype).reshape(tuple(dims))
 
 
-def find_idx(root: Path, stem: str) -> Path:
-    """`root/stem` or `root/stem.gz`, else a FileNotFoundError naming both."""
-    for p in (root / stem, root / f"{stem}.gz"):
-        if p.exists():
-            return p
-    raise FileNotFoundError(f"{root / stem}[.gz]")
+def find_idx(folders: list[Path], stem: str) -> Path:
+    """`stem` or `stem.gz` in the first of `folders` holding it, else a FileNotFoundError naming the first."""
+    for folder in folders:
+        for p in (folder / stem, folder / f"{stem}.gz"):
+            if p.exists():
+                return p
+    raise FileNotFoundError(f"{folders[0] / stem}[.gz]")
 
 
 class IdxImages(TensorImages):
-    """An idx image set (28x28 grey images and their labels), resized once to `size`."""
+    """An idx image set (28x28 grey images and their labels), resized once to `size`.
+
+    The files are read from root, or from root/<source>/raw, where torchvision.datasets.<source> (MNIST or
+    FashionMNIST) writes them: data.download=true fetches them there when they are missing.
+    """
+
+    TEST_SPLIT = "t10k"
+    num_classes = 10
 
     def __init__(self, root: str, batch_size: int = 64, size: int = 32, split: str = "train",
-                 hint: str = "", seed: int = 0):
+                 hint: str = "", source: str | None = None, download: bool = False, seed: int = 0):
         super().__init__(size, 1, batch_size, seed)
         if split not in ("train", "t10k"):
             raise ValueError(f"split must be 'train' or 't10k', got {split!r}")
-        self.root, self.split = Path(root).expanduser(), split
-        try:  # fail at construction, before any training, when the files are missing
-            self.files = [find_idx(self.root, f"{split}-{kind}-idx{d}-ubyte")
-                          for kind, d in (("images", 3), ("labels", 1))]
+        if download and source not in ("MNIST", "FashionMNIST"):
+            raise ValueError(f"download=true needs source=MNIST or FashionMNIST (the torchvision.datasets class "
+                             f"to fetch the files with), got {source!r}")
+        self.root, self.split, self.hint = Path(root).expanduser(), split, hint
+        self.source, self.download = source, bool(download)
+        if not download:
+            self.files()  # fail at construction, before any training, when the files are missing
+
+    def files(self) -> list[Path]:
+        """The split's images and labels files."""
+        folders = [self.root] + ([self.root / self.source / "raw"] if self.source else [])
+        try:
+            return [find_idx(folders, f"{self.split}-{kind}-idx{d}-ubyte")
+                    for kind, d in (("images", 3), ("labels", 1))]
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"missing data file {e.args[0]}. {hint}".strip()) from None
+            fix = " Or set data.download=true to fetch them with torchvision." if self.source else ""
+            raise FileNotFoundError(f"missing data file {e.args[0]}. {self.hint}{fix}".strip()) from None
+
+    def prepare_data(self) -> None:
+        """Fetch the files when asked (data.download=true) and missing: Lightning calls this on one process
+        per node before setup; load() calls it too, for use outside a Trainer."""
+        if self.download:
+            try:
+                self.files()
+            except FileNotFoundError:
+                fetch(self.source, self.root)
 
     def load(self):
-        images, labels = (torch.from_numpy(read_idx(f).copy()) for f in self.files)
+        self.prepare_data()
+        images, labels = (torch.from_numpy(read_idx(f).copy()) for f in self.files())
         return images[:, None], labels  # (N, 1, 28, 28), (N,)

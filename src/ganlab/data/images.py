@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, DeviceDataModule
+from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard, source_id
 
 
 class TensorImages(DeviceDataModule):
@@ -38,21 +38,18 @@ class TensorImages(DeviceDataModule):
 
     def indices(self, k: int, generator: torch.Generator, rank: int, world: int) -> Tensor:
         """Indices (B,) of batch k on this rank."""
-        per_epoch = (len(self.x) // world) // self.batch_size
-        if per_epoch == 0:
-            raise ValueError(f"data.batch_size={self.batch_size} is larger than the {len(self.x)} images "
-                             f"per device; lower it")
-        epoch, i = divmod(k, per_epoch)
+        epoch, i = divmod(k, batches_per_epoch(len(self.x), self.batch_size, world))
         if self._perm[0] != (epoch, rank, world):
-            generator.manual_seed(self.seed * 1_000_003 + epoch)  # the same permutation on every rank
-            shard = torch.randperm(len(self.x), generator=generator, device=generator.device)[rank::world]
-            self._perm = ((epoch, rank, world), shard)
+            self._perm = ((epoch, rank, world), epoch_shard(len(self.x), self.seed, epoch, rank, world, generator))
         return self._perm[1][i * self.batch_size:(i + 1) * self.batch_size]
 
     def batch(self, k, generator, rank, world) -> Batch:
         self._to(generator.device)
         idx = self.indices(k, generator, rank, world)
         return self.x[idx], self.y[idx]
+
+    def stats_key(self) -> str:
+        return f"{type(self).__name__.lower()}-{source_id(self.root)}-{self.split}-{self.shape[0]}x{self.size}px"
 
     def real(self, n, device="cpu"):
         self.setup()

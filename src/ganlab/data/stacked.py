@@ -13,6 +13,7 @@ from .idx import IdxImages
 
 
 class Stacked(IdxImages):
+    num_classes = 1000  # class triples
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.shape = (3, self.size, self.size)
