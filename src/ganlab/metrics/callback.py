@@ -1,24 +1,34 @@
-"""Metrics computed during training, every `every` iterations and at the end, on a fixed latent batch of
-the generator (EMA if kept), logged as val/* at step = iteration (log.py)."""
+"""Sample-quality metrics during training (metrics/suite.py), every `every` iterations and at the end, on
+`n` samples of a fixed latent batch of the generator (EMA if kept), logged as val/* at step = iteration
+(log.py). The feature network behind val/fid is logged once as the hyperparameter `metrics/features`."""
 from __future__ import annotations
 
 import lightning as L
 
+from ..config import ConfigError
 from ..log import emit
-from .modes import mode_coverage
+from .suite import Suite
 
 
-class ModeCoverage(L.Callback):
-    """val/modes and val/hq on toy mixtures (data with `modes` and `std`); a no-op on other data."""
+class Metrics(L.Callback):
+    def __init__(self, every: int = 500, **suite):
+        if every < 1:
+            raise ValueError(f"metrics.every must be >= 1, got {every}")
+        self.every, self.options, self.suite = int(every), suite, None
 
-    def __init__(self, every: int = 500, n: int = 2500, k: float = 3.0, min_count: int = 1):
-        self.every, self.n, self.k, self.min_count = int(every), int(n), float(k), int(min_count)
+    def setup(self, trainer, pl_module, stage) -> None:
+        try:  # loads the feature networks: a missing file stops the run here, before training
+            self.suite = Suite(trainer.datamodule, trainer.strategy.root_device, **self.options)
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(f"metrics: {e}") from None
+        if self.suite.features_name and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_hyperparams({"metrics/features": self.suite.features_name})
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        dm = trainer.datamodule
-        if getattr(dm, "modes", None) is None or not pl_module.at_iteration_end:
+        if not pl_module.at_iteration_end:
             return
         it = pl_module.iteration
-        if it % self.every == 0 or it >= pl_module.iterations:
-            m = mode_coverage(pl_module.sample(self.n), dm.modes, dm.std, self.k, self.min_count)
-            emit(trainer, it, {f"val/{k}": v for k, v in m.items()})
+        if (it % self.every == 0 or it >= pl_module.iterations) and trainer.is_global_zero:
+            values = self.suite(pl_module.sample(self.suite.n))
+            emit(trainer, it, {f"val/{k}": v for k, v in values.items()})

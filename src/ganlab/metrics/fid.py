@@ -1,0 +1,68 @@
+"""FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) through torchmetrics, on any feature network
+(metrics/features.py), with the real set's features computed once and cached on disk.
+
+Statistics are in float64. Numbers are comparable only for the same feature network, real set and N; the
+cache key holds all three. Published FIDs use the Inception network and 50k samples.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from .features import cache_dir
+
+
+@torch.no_grad()
+def embed(features: nn.Module, images: Tensor, batch_size: int = 200) -> Tensor:
+    """uint8 images (N, C, H, W) -> features (N, F) float64, in batches."""
+    return torch.cat([features(images[i:i + batch_size]).double().cpu() for i in range(0, len(images), batch_size)])
+
+
+class RealFeatures:
+    """Features of a real image set, cached at <cache>/stats/<key>.pt; `computed` counts actual embeddings."""
+
+    def __init__(self, features: nn.Module, root: Path | None = None):
+        self.features, self.root = features, Path(root) if root else cache_dir() / "stats"
+        self.computed = 0
+
+    def get(self, key: str, images: Callable[[], Tensor]) -> Tensor:
+        path = self.root / f"{key}_{self.features.name}.pt"
+        if path.is_file():
+            return torch.load(path, weights_only=True)
+        feats = embed(self.features, images())
+        self.computed += 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(feats, tmp)
+        tmp.replace(path)
+        return feats
+
+
+class _Precomputed(nn.Module):
+    """Lets torchmetrics take features we computed ourselves: its 'images' are already (N, F) features."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim  # torchmetrics reads it instead of probing with a dummy image
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def fid_kid(real: Tensor, fake: Tensor, kid_subset: int = 1000) -> dict[str, float]:
+    """FID and KID (mean over subsets) between two feature sets (N, F) through torchmetrics."""
+    dim = real.shape[1]
+    fid = FrechetInceptionDistance(feature=_Precomputed(dim), reset_real_features=False)
+    fid.set_dtype(torch.float64)
+    subset = min(kid_subset, len(real), len(fake))
+    kid = KernelInceptionDistance(feature=_Precomputed(dim), subset_size=subset, reset_real_features=False)
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    kid_mean, _ = kid.compute()
+    return {"fid": float(fid.compute()), "kid": float(kid_mean)}

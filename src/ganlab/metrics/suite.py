@@ -1,0 +1,87 @@
+"""The metrics a data set gets, with the networks they need loaded up front (a missing file fails before
+training starts). Used by the training callback (metrics/callback.py) and by evaluate.py.
+
+- toy data (N, D): `w1`, the exact earth mover's distance between `toy_n` samples and as many real ones
+  (POT); on mixtures also `modes` and `hq` (VEEGAN / PacGAN protocol, metrics/modes.py).
+- images: `fid` and `kid` on `n` samples against the cached features of `n` real training images, on the
+  `features` network (`inception`, `classifier`, or `auto`: Inception on a GPU, the domain classifier on a
+  CPU); `is` when an Inception Score weights file is given; on labelled data, when the domain classifier
+  exists, `classes` covered and `class_kl` (metrics/classes.py; on stacked data the classes are the 1,000
+  triples). `features_name` says which network produced fid / kid: numbers of different networks never compare.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..images import to_uint8
+from ..wasserstein import emd_samples
+from .classes import class_coverage
+from .classifier import ClassifierFeatures, classifier_path
+from .features import InceptionFeatures
+from .fid import RealFeatures, embed, fid_kid
+from .inception_score import InceptionScorer
+from .modes import mode_coverage
+
+FEATURES = ("auto", "inception", "classifier")
+
+
+class Suite:
+    def __init__(self, datamodule, device: torch.device | str = "cpu", n: int = 10_000, features: str = "auto",
+                 inception_weights: str | None = None, classifier: str | None = None, is_weights: str | None = None,
+                 kid_subset: int = 1000, toy_n: int = 2500, k: float = 3.0, min_count: int = 1):
+        if features not in FEATURES:
+            raise ValueError(f"metrics.features must be one of {', '.join(FEATURES)}, got {features!r}")
+        if n < 2 or toy_n < 2:
+            raise ValueError(f"metrics.n and metrics.toy_n must be >= 2, got {n} and {toy_n}")
+        self.dm, self.device = datamodule, torch.device(device)
+        self.k, self.min_count, self.kid_subset = float(k), int(min_count), int(kid_subset)
+        self.toy = len(datamodule.shape) == 1
+        self.n = int(toy_n if self.toy else n)
+        self.features = self.classifier = self.scorer = None
+        self.features_name = None
+        if self.toy:
+            return
+        auto = features == "auto"
+        if auto:
+            features = "inception" if self.device.type == "cuda" else "classifier"
+        clf = Path(classifier).expanduser() if classifier else classifier_path(datamodule.root)
+        if auto and features == "classifier" and not clf.is_file():
+            raise FileNotFoundError(
+                f"no domain classifier for this data set at {clf}, which metrics.features=auto uses on a CPU. "
+                f"Train it (`python train_classifier.py data=<this data set>`, labelled on-device sets), or set "
+                f"metrics.features=inception (the standard network; ~6 images/s on 2 CPU cores), or metrics=none")
+        if features == "classifier" or (datamodule.num_classes is not None and clf.is_file()):
+            self.classifier = ClassifierFeatures(clf).to(self.device)
+        self.features = InceptionFeatures(inception_weights).to(self.device) if features == "inception" \
+            else self.classifier
+        self.features_name = self.features.name
+        self.scorer = InceptionScorer(is_weights) if is_weights else None
+        self.real_features = RealFeatures(self.features)
+        self._real = None  # (n, F) float64, loaded or computed on first use
+
+    @torch.no_grad()
+    def __call__(self, samples: Tensor) -> dict[str, float]:
+        """samples: (n, D) toy points or (n, C, H, W) images in [-1, 1] -> {metric: value}."""
+        if self.toy:
+            return self._toy(samples)
+        images = to_uint8(samples).to(self.device)  # (n, C, H, W) uint8
+        if self._real is None:
+            key = f"{self.dm.stats_key()}-n{self.n}"
+            self._real = self.real_features.get(key, lambda: to_uint8(self.dm.real(self.n)).to(self.device))
+        out = fid_kid(self._real, embed(self.features, images), self.kid_subset)
+        if self.scorer is not None:
+            out["is"] = self.scorer(images)
+        if self.classifier is not None and self.dm.num_classes is not None:
+            cov = class_coverage(self.classifier.predict(images), self.dm.num_classes, self.min_count)
+            out.update(classes=cov["covered"], class_kl=cov["kl"])
+        return out
+
+    def _toy(self, samples: Tensor) -> dict[str, float]:
+        fake = samples.float().cpu()  # (n, D)
+        out = {"w1": emd_samples(fake.numpy(), self.dm.real(self.n).float().cpu().numpy())}
+        if getattr(self.dm, "modes", None) is not None:
+            out.update(mode_coverage(fake, self.dm.modes.cpu(), self.dm.std, self.k, self.min_count))
+        return out
