@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.utils import make_grid
@@ -14,44 +16,72 @@ def to_uint8(x: Tensor) -> Tensor:
     return ((x.detach().float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-def save_grid(x: Tensor, path: str | Path) -> None:
-    """A square-ish PNG grid of images (N, C, H, W) in [-1, 1]."""
+def save_png(image: np.ndarray, path: str | Path) -> None:
+    """A picture, uint8 (H, W, 3), as a PNG file (its folder made as needed)."""
     from PIL import Image
 
-    grid = make_grid(to_uint8(x).cpu(), nrow=math.ceil(math.sqrt(len(x))), padding=2)  # (3|1, H', W')
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid.permute(1, 2, 0).squeeze(-1).numpy()).save(path)
+    Image.fromarray(image).save(path)
 
 
-def save_scatter(fake: Tensor, path: str | Path, real: Tensor | None = None) -> None:
-    """A PNG scatter plot of 1-D (histogram) or 2-D toy samples (N, D), generated over real."""
-    import matplotlib
+def save_grid(x: Tensor, path: str | Path) -> np.ndarray:
+    """A square-ish PNG grid of images (N, C, H, W) in [-1, 1]; returns the picture, uint8 (H', W', 3)."""
+    grid = make_grid(to_uint8(x).cpu(), nrow=math.ceil(math.sqrt(len(x))), padding=2)  # (3, H', W'): C=1 -> 3
+    image = grid.permute(1, 2, 0).numpy()
+    save_png(image, path)
+    return image
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def save_scatter(fake: Tensor, path: str | Path, real: Tensor | None = None,
+                 critic: Callable[[Tensor], Tensor] | None = None) -> np.ndarray:
+    """A PNG plot of 1-D (histogram) or 2-D toy samples (N, D), generated over real; returns the picture,
+    uint8 (H, W, 3). With `critic` (points (M, D) -> values (M,)): its value as a heat map under the points
+    (2-D) or as a line on a second y-axis (1-D), over the plotted range."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fake = fake.detach().float().cpu()
     real = real.detach().float().cpu() if real is not None else None
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    points = fake if real is None else torch.cat([real, fake])  # (N', D): what the plot spans
+    lo, hi = points.min(0).values, points.max(0).values  # (D,), (D,)
+    pad = 0.05 * (hi - lo) + 1e-3  # a margin, and a range even when all points coincide
+    lo, hi = (lo - pad).tolist(), (hi + pad).tolist()
+    fig = Figure(figsize=(5, 5), dpi=100, layout="constrained")
+    canvas = FigureCanvasAgg(fig)  # a figure of its own, outside pyplot's global state
+    ax = fig.subplots()
     if fake.shape[1] == 1:
         bins = 100
         if real is not None:
             ax.hist(real[:, 0].numpy(), bins=bins, density=True, alpha=0.5, label="real")
         ax.hist(fake[:, 0].numpy(), bins=bins, density=True, alpha=0.5, label="generated")
+        if critic is not None:
+            xs = torch.linspace(lo[0], hi[0], 400)[:, None]  # (400, 1)
+            twin = ax.twinx()
+            twin.plot(xs[:, 0].numpy(), critic(xs).numpy(), c="k", lw=1)
+            twin.set_ylabel("critic D(x)")
     else:
+        if critic is not None and fake.shape[1] == 2:
+            res = 128
+            gy, gx = torch.meshgrid(torch.linspace(lo[1], hi[1], res), torch.linspace(lo[0], hi[0], res),
+                                    indexing="ij")  # (res, res) each: row = y, column = x
+            values = critic(torch.stack([gx.flatten(), gy.flatten()], 1)).view(res, res)  # (res², 2) -> (res, res)
+            heat = ax.imshow(values.numpy(), extent=(lo[0], hi[0], lo[1], hi[1]), origin="lower", cmap="viridis")
+            fig.colorbar(heat, ax=ax, shrink=0.8, label="critic D(x)")
         if real is not None:
             ax.scatter(real[:, 0], real[:, 1], s=2, c="0.6", label="real")
         ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:red", label="generated")
         ax.set_aspect("equal")
     ax.legend(loc="upper right")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3) uint8, what the PNG holds
+    save_png(image, path)
+    return image
 
 
-def save_samples(x: Tensor, path: str | Path, real: Tensor | None = None) -> None:
-    """Images (N, C, H, W) as a grid, toy samples (N, D) as a scatter plot."""
+def save_samples(x: Tensor, path: str | Path, real: Tensor | None = None,
+                 critic: Callable[[Tensor], Tensor] | None = None) -> np.ndarray:
+    """Images (N, C, H, W) as a grid, toy samples (N, D) as a scatter plot (see save_scatter); returns the
+    picture written, uint8 (H, W, 3), for the loggers."""
     if x.dim() == 4:
-        save_grid(x, path)
-    else:
-        save_scatter(x, path, real)
+        return save_grid(x, path)
+    return save_scatter(x, path, real, critic)

@@ -32,18 +32,23 @@ def build_module(cfg: DictConfig, shape: tuple[int, ...]) -> L.LightningModule:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build(cfg.data, "data", seed=cfg.seed)
-    module = build_module(cfg, datamodule.shape)
-    callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
-    callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True)))
-    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                    plugins=[AtomicCheckpointIO()], default_root_dir=cfg.out_dir)
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path: no checkpoint at {ckpt}: pass the path of a .ckpt file (e.g. "
                           f"outputs/<date>/<time>/checkpoints/last.ckpt) or drop ckpt_path")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build(cfg.data, "data", seed=cfg.seed)
+    module = build_module(cfg, datamodule.shape)
+    callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
+    if cfg.get("metrics") and "_target_" in cfg.metrics:  # metrics=none leaves at most an experiment's settings
+        callbacks.append(build(cfg.metrics, "metrics"))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    callbacks.append(RunState(resolved))
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
+    for logger in loggers:  # the resolved config, once: W&B's run config, TensorBoard's and CSV's hparams.yaml
+        logger.log_hyperparams(resolved)
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                    plugins=[AtomicCheckpointIO()], default_root_dir=cfg.out_dir)
     with warnings.catch_warnings():
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")

@@ -1,12 +1,34 @@
 """Sample grids (images) or scatter plots (toy data) every `every` iterations and at the end of the run,
-from a fixed latent batch, so successive files show the same latents as training proceeds."""
+from a fixed latent batch, so successive files show the same latents as training proceeds. Toy plots show
+the critic's value over the plotted area. The same picture goes to each logger that takes images (W&B,
+TensorBoard; not CSV) under `samples`, at step = iteration."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+import torch
+from torch import Tensor
 
 from ..images import save_samples
+
+
+def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
+    """points (M, D) on the CPU -> the critic's value D(x) (M,) on the CPU: eval mode, no gradients, on the
+    module's device (the critic's training mode is restored after)."""
+    d = pl_module.discriminator
+
+    @torch.no_grad()
+    def critic(points: Tensor) -> Tensor:
+        was_training = d.training
+        d.eval()
+        try:
+            return d(points.to(pl_module.device, pl_module.dtype))["logits"].float().cpu()  # (M,)
+        finally:
+            d.train(was_training)
+
+    return critic
 
 
 class SampleGrid(L.Callback):
@@ -18,6 +40,11 @@ class SampleGrid(L.Callback):
         if not trainer.is_global_zero or not pl_module.at_iteration_end:
             return
         if it % self.every == 0 or it >= pl_module.iterations:
-            x = pl_module.sample(self.n)
-            real = trainer.datamodule.real(max(self.n, 1000)) if x.dim() == 2 else None
-            save_samples(x, self.dirpath / f"iter_{it:07d}.png", real)
+            x = pl_module.sample(self.n)  # (n, C, H, W) images or (n, D) toy points
+            toy = x.dim() == 2
+            real = trainer.datamodule.real(max(self.n, 1000)) if toy else None
+            image = save_samples(x, self.dirpath / f"iter_{it:07d}.png", real,
+                                 critic_of(pl_module) if toy else None)  # (H, W, 3) uint8
+            for logger in trainer.loggers:
+                if hasattr(logger, "log_image"):  # ganlab.loggers.Guarded (W&B, TensorBoard); CSV has none
+                    logger.log_image("samples", [image], step=it)

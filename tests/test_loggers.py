@@ -1,0 +1,226 @@
+"""W&B and TensorBoard: what a short run writes (read back from the files), critic heat maps, and failures that
+cost a warning, never the run."""
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+from io import BytesIO
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from ganlab.callbacks.samples import critic_of
+from ganlab.images import save_scatter
+from ganlab.loggers import Guarded, has_wandb_credentials
+from ganlab.nets.mlp import Discriminator
+from ganlab.train import train
+
+from .conftest import make_cfg, read_metrics
+
+TOY = ["data=grid25", "model=wgan_gp", "iterations=4", "callbacks.samples.every=2", "data.batch_size=64",
+       "net.g.hidden=16", "net.d.hidden=16"]
+
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    """A machine without W&B credentials, WANDB_MODE unset (so ganlab picks the mode), W&B's files in tmp_path."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc
+    for var, sub in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
+        monkeypatch.setenv(var, str(tmp_path / sub))  # the run itself goes to <out_dir>/wandb (logger.wandb.save_dir)
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+    yield
+    import wandb
+
+    assert wandb.run is None  # every run is finished: the next one in this process starts fresh
+
+
+def wandb_records(run_dir: Path) -> list[dict]:
+    """The records of an offline run's .wandb transaction log, read by wandb's own reader (`wandb leet
+    inspect --json`, one JSON object per record)."""
+    env = dict(os.environ, WANDB_MODE="offline")
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)],
+                         capture_output=True, text=True, check=True, env=env, timeout=60).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))  # (H, W, 3) uint8
+
+
+def logger_warnings(record, name: str) -> list[str]:
+    return [str(w.message) for w in record if str(w.message).startswith(f"{name} logger:")]
+
+
+def test_csv_stays_on_with_any_logger_choice(tmp_path):
+    for choice, names in [("csv", ["csv"]), ("wandb", ["csv", "wandb"]), ("tensorboard", ["csv", "tensorboard"]),
+                          ("[csv,wandb]", ["csv", "wandb"]), ("[wandb,tensorboard]", ["csv", "wandb", "tensorboard"])]:
+        assert list(make_cfg(tmp_path, f"logger={choice}").logger) == names, choice
+
+
+def test_credentials_come_from_the_environment_or_netrc(tmp_path, monkeypatch, no_credentials):
+    assert not has_wandb_credentials()
+    (tmp_path / "home").mkdir()
+    netrc = tmp_path / "home" / ".netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "x" * 40 + "\n")
+    netrc.chmod(0o600)
+    assert has_wandb_credentials()
+    netrc.unlink()
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert has_wandb_credentials()
+
+
+def test_wandb_offline_run_holds_metrics_images_and_config(tmp_path, no_credentials):
+    cfg = make_cfg(tmp_path, *TOY, "logger=wandb")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        train(cfg)
+    assert not logger_warnings(record, "wandb")
+    run_dirs = list((tmp_path / "wandb").glob("offline-run-*"))  # offline without credentials: `wandb sync` later
+    assert len(run_dirs) == 1
+    records = wandb_records(run_dirs[0])
+
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    losses = {row["trainer/global_step"]: row["train/d_loss"] for row in history if "train/d_loss" in row}
+    assert sorted(losses) == [1, 2, 3, 4] and all(math.isfinite(v) for v in losses.values())  # step = iteration
+    images = {row["trainer/global_step"]: row["samples.filenames"] for row in history if "samples.filenames" in row}
+    assert sorted(images) == [2, 4]
+    logged = png(run_dirs[0] / "files" / images[4][0])
+    assert np.array_equal(logged, png(tmp_path / "samples" / "iter_0000004.png"))  # the same picture
+
+    config = {}
+    for r in records:
+        if r["type"] == "config":
+            config.update(r["config"]["update"])
+    for key, value in OmegaConf.to_container(cfg, resolve=True).items():
+        assert config[key] == value, key
+    assert read_metrics(tmp_path)  # CSV stays on
+
+
+def test_wandb_offline_image_run_holds_fid_images_and_the_feature_network(tmp_path, no_credentials, idx_root,
+                                                                        fixture_classifier):
+    """The issue's check: a logger=wandb run on images leaves an offline run whose history has val/fid."""
+    train(make_cfg(tmp_path, f"data.root={idx_root}", "net.g.ch=8", "net.d.ch=8", "data.batch_size=16",
+                   "iterations=4", "callbacks.samples.every=2", "metrics=default", "metrics.every=2",
+                   "metrics.n=64", "metrics.kid_subset=32", "logger=wandb"))
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    records = wandb_records(run_dir)
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    fids = {row["trainer/global_step"]: row["val/fid"] for row in history if "val/fid" in row}
+    assert sorted(fids) == [2, 4] and all(v > 0 for v in fids.values())
+    assert sorted(row["trainer/global_step"] for row in history if "samples.filenames" in row) == [2, 4]
+    config = {}
+    for r in records:
+        if r["type"] == "config":
+            config.update(r["config"]["update"])
+    assert config["metrics/features"].startswith("classifier-")  # which network val/fid is on
+
+
+def test_tensorboard_event_file_holds_scalars_and_images(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(make_cfg(tmp_path, *TOY, "logger=tensorboard"))
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/d_loss")] == [1, 2, 3, 4]
+    assert [e.step for e in events.Scalars("train/g_loss")] == [1, 2, 3, 4]
+    images = events.Images("samples")
+    assert [i.step for i in images] == [2, 4]
+    logged = np.asarray(Image.open(BytesIO(images[-1].encoded_image_string)).convert("RGB"))
+    assert np.array_equal(logged, png(tmp_path / "samples" / "iter_0000004.png"))  # the same picture
+    assert OmegaConf.load(tmp_path / "tensorboard" / "hparams.yaml").model.n_critic == 5  # the run's config
+    assert read_metrics(tmp_path)  # CSV stays on
+
+
+def test_wandb_that_cannot_start_costs_a_warning_not_the_run(tmp_path, monkeypatch, no_credentials):
+    import wandb
+
+    def fail(*args, **kwargs):
+        raise wandb.errors.CommError("network unreachable")
+
+    monkeypatch.setattr(wandb, "init", fail)
+    with pytest.warns(UserWarning) as record:
+        train(make_cfg(tmp_path, *TOY, "logger=[wandb,tensorboard]"))
+    assert logger_warnings(record, "wandb") == [
+        "wandb logger: start failed (CommError: network unreachable); training goes on without it"]
+    assert max(r["step"] for r in read_metrics(tmp_path)) == 4  # the run finished, the other loggers logged
+    assert list((tmp_path / "tensorboard").glob("events.*"))
+
+
+def test_wandb_that_fails_later_costs_one_warning_not_the_run(tmp_path, monkeypatch, no_credentials):
+    from wandb.sdk.wandb_run import Run
+
+    def fail(self, *args, **kwargs):
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(Run, "log", fail)
+    with pytest.warns(UserWarning) as record:
+        train(make_cfg(tmp_path, *TOY, "logger=wandb"))
+    assert logger_warnings(record, "wandb") == [
+        "wandb logger: log_metrics failed (ConnectionError: connection reset); training goes on without it"]
+    assert max(r["step"] for r in read_metrics(tmp_path)) == 4
+    assert len(list((tmp_path / "samples").glob("iter_*.png"))) == 2
+
+
+def test_wandb_disabled_logs_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # as CI sets it
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        train(make_cfg(tmp_path, *TOY, "logger=wandb"))
+    assert not logger_warnings(record, "wandb")
+    assert not (tmp_path / "wandb").exists()
+
+
+def test_guarded_logger_warns_once_then_drops_the_logger():
+    class Broken:
+        version, save_dir = 0, None
+
+        def log_metrics(self, metrics, step):
+            raise OSError("disk full")
+
+        def finalize(self, status):
+            raise OSError("still full")
+
+    logger = Guarded("demo", Broken)
+    with pytest.warns(UserWarning, match="demo logger: log_metrics failed"):
+        logger.log_metrics({"a": 1.0}, step=1)
+    assert logger.inner is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning, no exception
+        logger.log_metrics({"a": 2.0}, step=2)
+        logger.log_image("samples", [np.zeros((4, 4, 3), np.uint8)], step=2)
+        logger.finalize("success")
+
+
+def test_critic_heat_map_scatter(tmp_path):
+    torch.manual_seed(0)
+    real, fake = torch.randn(500, 2), torch.randn(64, 2) * 0.3  # (N, 2)
+    plain = save_scatter(fake, tmp_path / "plain.png", real)
+    heat = save_scatter(fake, tmp_path / "heat.png", real, critic=lambda p: p[:, 0] - p[:, 1])  # (M, 2) -> (M,)
+    for image, name in ((plain, "plain.png"), (heat, "heat.png")):
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        assert np.array_equal(image, png(tmp_path / name))  # returned array == PNG file
+    assert not np.array_equal(plain, heat)
+    colours = heat.reshape(-1, 3)
+    assert len(np.unique(colours, axis=0)) > len(np.unique(plain.reshape(-1, 3), axis=0))  # a colour map is drawn
+
+    line = save_scatter(torch.randn(300, 1), tmp_path / "line.png", torch.randn(300, 1), critic=lambda p: p[:, 0] ** 2)
+    assert np.array_equal(line, png(tmp_path / "line.png"))
+
+
+def test_critic_is_evaluated_in_eval_mode_without_gradients():
+    d = Discriminator((2,), hidden=8, depth=1, norm="layer")
+    seen = []
+    d.register_forward_hook(lambda m, i, o: seen.append(m.training))
+    module = SimpleNamespace(discriminator=d, device=torch.device("cpu"), dtype=torch.float32)
+    values = critic_of(module)(torch.zeros(5, 2))
+    assert values.shape == (5,) and not values.requires_grad
+    assert seen == [False] and d.training  # eval for the plot, training mode restored
