@@ -26,6 +26,9 @@ from .metrics.features import InceptionFeatures
 from .metrics.fid import RealFeatures, embed, fid_kid
 
 
+CASES = ("fid",)
+
+
 class _Uint8(torch.nn.Module):
     """A feature network as torchmetrics takes it: uint8 images in, features out."""
 
@@ -86,16 +89,20 @@ def bench_fid(n: int, inception_n: int, root: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cases", nargs="*", default=["fid"], choices=["fid"])
+    p.add_argument("cases", nargs="*", help=f"cases to run, of {', '.join(CASES)} (default: all)")
     p.add_argument("--n", type=int, default=10_000, help="generated images per FID evaluation")
     p.add_argument("--inception-n", type=int, default=200, help="images timed with Inception on a CPU")
     p.add_argument("--root", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST idx files")
     args = p.parse_args(argv)
+    unknown = set(args.cases) - set(CASES)
+    if unknown:
+        p.error(f"unknown case {', '.join(sorted(unknown))}: choose from {', '.join(CASES)}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}")
     print("| case | ganlab | plain | speed-up | ganlab images/s |\n|---|---|---|---|---|")
-    for row in bench_fid(args.n, args.inception_n, args.root):
-        print(row, flush=True)
+    if "fid" in (args.cases or ["fid"]):
+        for row in bench_fid(args.n, args.inception_n, args.root):
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -57,10 +57,12 @@ class _Precomputed(nn.Module):
 def fid_kid(real: Tensor, fake: Tensor, kid_subset: int = 1000) -> dict[str, float]:
     """FID and KID (mean over subsets) between two feature sets (N, F) through torchmetrics."""
     dim = real.shape[1]
-    fid = FrechetInceptionDistance(feature=_Precomputed(dim), reset_real_features=False)
+    # sync_on_compute=False: one process (rank zero under DDP) scores all N samples; the others never join
+    fid = FrechetInceptionDistance(feature=_Precomputed(dim), reset_real_features=False, sync_on_compute=False)
     fid.set_dtype(torch.float64)
     subset = min(kid_subset, len(real), len(fake))
-    kid = KernelInceptionDistance(feature=_Precomputed(dim), subset_size=subset, reset_real_features=False)
+    kid = KernelInceptionDistance(feature=_Precomputed(dim), subset_size=subset, reset_real_features=False,
+                                  sync_on_compute=False)
     for metric in (fid, kid):
         metric.update(real, real=True)
         metric.update(fake, real=False)

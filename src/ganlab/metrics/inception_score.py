@@ -31,7 +31,7 @@ class InceptionScorer:
     @torch.no_grad()
     def __call__(self, images: Tensor, batch_size: int = 100) -> float:
         """uint8 images (N, C, H, W), C in {1, 3} -> the mean Inception Score over `splits` splits."""
-        metric = InceptionScore(feature=self.net, splits=self.splits)
+        metric = InceptionScore(feature=self.net, splits=self.splits, sync_on_compute=False)  # rank zero alone
         for i in range(0, len(images), batch_size):
             x = images[i:i + batch_size]
             metric.update(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
