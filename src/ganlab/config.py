@@ -44,6 +44,12 @@ def _number(cfg: DictConfig, key: str) -> float | None:
     return value
 
 
+def _whole(cfg: DictConfig, key: str) -> None:
+    value = _number(cfg, key)
+    if value is not None and not float(value).is_integer():
+        raise ConfigError(f"{key} must be a whole number, got {value}")
+
+
 def _at_least(cfg: DictConfig, key: str, low: float, fix: str, strict: bool = False) -> None:
     value = _number(cfg, key)
     if value is not None and (value <= low if strict else value < low):
@@ -53,10 +59,12 @@ def _at_least(cfg: DictConfig, key: str, low: float, fix: str, strict: bool = Fa
 def check_config(cfg: DictConfig) -> None:
     """Range checks with a fix for each, before anything is built."""
     _at_least(cfg, "model.n_critic", 1, "critic steps per generator step: e.g. model.n_critic=5 (WGAN) or 1 (DCGAN)")
-    _at_least(cfg, "iterations", 1, "the number of generator iterations to train, e.g. iterations=3000")
+    _at_least(cfg, "iterations", 1, "the number of generator iterations to train, e.g. iterations=2500")
     for net in ("g", "d"):
         _at_least(cfg, f"optim.{net}.lr", 0, f"set a learning rate such as optim.{net}.lr=2e-4", strict=True)
     _at_least(cfg, "data.batch_size", 1, "set e.g. data.batch_size=64")
+    for key in ("model.n_critic", "iterations", "data.batch_size"):
+        _whole(cfg, key)
     for name, reg in (cfg.get("regularizer") or {}).items():
         if "c" in reg:
             _at_least(cfg, f"regularizer.{name}.c", 0, f"WGAN clips to [-c, c]; the paper uses regularizer.{name}.c=0.01",

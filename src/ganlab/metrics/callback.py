@@ -7,13 +7,14 @@ import lightning as L
 
 from ..config import ConfigError
 from ..log import emit
-from .suite import Suite
+from .suite import Suite, check_options
 
 
 class Metrics(L.Callback):
     def __init__(self, every: int = 500, **suite):
         if every < 1:
             raise ValueError(f"metrics.every must be >= 1, got {every}")
+        check_options(**suite)  # bad values fail when the config is built, before anything runs
         self.every, self.options, self.suite = int(every), suite, None
 
     def setup(self, trainer, pl_module, stage) -> None:

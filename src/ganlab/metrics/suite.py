@@ -28,14 +28,18 @@ from .modes import mode_coverage
 FEATURES = ("auto", "inception", "classifier")
 
 
+def check_options(features: str = "auto", n: int = 10_000, toy_n: int = 2500, **_) -> None:
+    if features not in FEATURES:
+        raise ValueError(f"metrics.features must be one of {', '.join(FEATURES)}, got {features!r}")
+    if n < 2 or toy_n < 2:
+        raise ValueError(f"metrics.n and metrics.toy_n must be >= 2, got {n} and {toy_n}")
+
+
 class Suite:
     def __init__(self, datamodule, device: torch.device | str = "cpu", n: int = 10_000, features: str = "auto",
                  inception_weights: str | None = None, classifier: str | None = None, is_weights: str | None = None,
                  kid_subset: int = 1000, toy_n: int = 2500, k: float = 3.0, min_count: int = 1):
-        if features not in FEATURES:
-            raise ValueError(f"metrics.features must be one of {', '.join(FEATURES)}, got {features!r}")
-        if n < 2 or toy_n < 2:
-            raise ValueError(f"metrics.n and metrics.toy_n must be >= 2, got {n} and {toy_n}")
+        check_options(features, n, toy_n)
         self.dm, self.device = datamodule, torch.device(device)
         self.k, self.min_count, self.kid_subset = float(k), int(min_count), int(kid_subset)
         self.toy = len(datamodule.shape) == 1

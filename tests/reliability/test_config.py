@@ -8,9 +8,9 @@ import pytest
 from ganlab.config import ConfigError
 from ganlab.train import train
 
-from .conftest import make_cfg
+from ..conftest import make_cfg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOY = ["data=grid25", "net.g.hidden=16", "net.d.hidden=16", "iterations=2"]
 
 BAD = [
@@ -31,13 +31,28 @@ BAD = [
     (["net.d.norm=weird"], r"net\.d: norm must be one of"),
     (["data.sigma=0", "data=gauss1d"], r"data: sigma must be > 0"),
     (["ckpt_path=/nonexistent/last.ckpt"], r"ckpt_path: no checkpoint at /nonexistent/last\.ckpt"),
+    (["iterations=abc"], r"iterations must be a number, got 'abc'"),
+    (["iterations=2.5"], r"iterations must be a whole number, got 2\.5"),
+    (["data.batch_size=2.5"], r"data\.batch_size must be a whole number, got 2\.5"),
+    (["model.ema_decay=1.5"], r"model: EMA decay must be in \(0, 1\), got 1\.5"),
+    (["regularizer=[noise]", "regularizer.noise.sigma=-1"], r"regularizer\.noise: sigma must be >= 0"),
+    (["regularizer=[r1]", "regularizer.r1.weight=-2"], r"regularizer\.r1\.weight must be >= 0"),
+    (["metrics=default", "metrics.features=vgg"], r"metrics: metrics\.features must be one of auto, inception, "
+                                                   r"classifier, got 'vgg'"),
+    (["metrics=default", "metrics.every=0"], r"metrics: metrics\.every must be >= 1"),
+    (["metrics=default", "metrics.n=1"], r"metrics: metrics\.n and metrics\.toy_n must be >= 2"),
+    (["callbacks.checkpoint.every=0"], r"callbacks\.checkpoint: every must be >= 1"),
+    (["optim.g._target_=torch.optim.Adamm"], r"optim\.g: .*Adamm"),
+    (["data=folder"], r"data\.path has no value: set it on the command line \(data\.path=\.\.\.\)"),
+    (["data=folder", "data.path=/nonexistent/pics"], r"no folder /nonexistent/pics: set data\.path=DIR"),
 ]
 
 
 @pytest.mark.parametrize("overrides, message", BAD, ids=[" ".join(o) for o, _ in BAD])
 def test_bad_config_fails_before_training(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        train(make_cfg(tmp_path, *TOY, *overrides))
+        base = TOY if not any(o.startswith("data=") for o in overrides) else ["iterations=2"]
+        train(make_cfg(tmp_path, *base, *overrides))
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
 
 
