@@ -1,11 +1,65 @@
-"""Atomic checkpoint writes: the file is written beside its target, flushed to disk, then renamed over it,
-so a crash or a kill mid-write leaves the previous checkpoint intact, never a truncated one."""
+"""Checkpoint files: written atomically, read defensively.
+
+Writes: the file is written beside its target, flushed to disk, then renamed over it, so a crash or a kill
+mid-write leaves the previous checkpoint intact, never a truncated one.
+
+Reads (`read_checkpoint`): torch.load(weights_only=True), which unpickles tensors and plain values only and
+refuses any other object; every way a file can be wrong (missing, cut short, not a torch file, holding
+code, not ganlab's) becomes one ConfigError naming the file and what is wrong with it.
+"""
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import warnings
+import zipfile
 from pathlib import Path
 
+import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from .config import ConfigError
+
+# What ganlab's checkpoints hold besides Lightning's own entries (module.py, callbacks/run_state.py).
+GANLAB_KEYS = ("config", "shape", "ganlab_steps", "state_dict")
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict:
+    """The contents of a ganlab checkpoint, tensors on the CPU; `key` is the option that named the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{key}: no checkpoint at {path}: pass the path of a .ckpt file (e.g. "
+                          f"outputs/<date>/<time>/checkpoints/last.ckpt)")
+    try:
+        with open(path, "rb") as f:
+            zip_start = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive ...
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read {path}: {e.strerror or e}") from None
+    try:
+        with warnings.catch_warnings():  # torch's note on a foreign pickle's protocol; the error below says more
+            warnings.filterwarnings("ignore", "Detected pickle protocol")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        code = re.search(r"GLOBAL (\S+)", str(e))  # the function or class the pickle would call
+        if code is None:  # torch's unpickler met bytes that are no pickle at all
+            raise ConfigError(f"{key}: {path} is not a torch checkpoint (corrupt, or another format)") from None
+        raise ConfigError(f"{key}: {path} holds more than tensors and plain values: unpickling it would call "
+                          f"{code.group(1)}, and ganlab refuses to run code from a checkpoint. torch.load(..., "
+                          f"weights_only=False) would run whatever the file's author put there, with your "
+                          f"rights: do that only for a file you trust, and never from ganlab") from None
+    except Exception:  # OSError, RuntimeError, EOFError, KeyError, ... depending on the damage
+        size = path.stat().st_size
+        what = ("empty (0 bytes)" if size == 0
+                else f"truncated ({size} bytes; an interrupted copy or a full disk?)"  # ... its directory at the end
+                if zip_start and not zipfile.is_zipfile(path)
+                else "not a torch checkpoint (corrupt, or another format)")
+        raise ConfigError(f"{key}: {path} is {what}") from None
+    missing = [k for k in GANLAB_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ConfigError(f"{key}: {path} is a torch file but not a ganlab checkpoint (no {', '.join(missing)}): "
+                          f"pass a checkpoints/*.ckpt written by ganlab's train.py")
+    return ckpt
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

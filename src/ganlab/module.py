@@ -7,6 +7,10 @@ own step counters (saved in checkpoints): Lightning's global_step counts every o
 optimizer, n_critic + 1 per iteration, and nothing here depends on it.
 
 Variants change a step by overriding `critic_loss` or `generator_loss`; none copies the loop.
+
+Every step's loss and gradients are checked before its optimizer steps (`on_nonfinite`, see divergence.py):
+`stop` raises Diverged; `skip` leaves that net unchanged for the step (it still counts, so the run's length and
+schedules are those of the config) and raises after `max_skips` skipped steps of one net in a row.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from .divergence import Diverged, all_finite
 from .ema import EMA
 from .log import emit
 from .losses import Loss
@@ -29,10 +34,15 @@ class GANModule(L.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: Loss,
                  optim_g: OptimizerFactory, optim_d: OptimizerFactory,
                  regularizers: Mapping[str, Regularizer] | None = None, n_critic: int = 1,
-                 iterations: int = 10_000, ema_decay: float | None = None, lr_decay: str = "none"):
+                 iterations: int = 10_000, ema_decay: float | None = None, lr_decay: str = "none",
+                 on_nonfinite: str = "stop", max_skips: int = 100):
         super().__init__()
         if lr_decay not in ("none", "linear"):
             raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
+        if on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
+        if max_skips < 1:
+            raise ValueError(f"max_skips must be >= 1, got {max_skips}")
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if iterations < 1:
@@ -42,11 +52,14 @@ class GANModule(L.LightningModule):
         self.regularizers = dict(regularizers or {})
         self.optim_g, self.optim_d, self.lr_decay = optim_g, optim_d, lr_decay
         self.n_critic, self.iterations = int(n_critic), int(iterations)
+        self.on_nonfinite, self.max_skips = on_nonfinite, int(max_skips)
         self.ema = EMA(generator, ema_decay) if ema_decay else None
         # A generator without trainable parameters (nets.identity) stays fixed: only the critic trains.
         self.trains_g = any(p.requires_grad for p in generator.parameters())
         self.d_steps = 0  # critic steps taken
         self.g_steps = 0  # generator steps taken
+        self.skipped = 0  # steps skipped as non-finite (on_nonfinite=skip), both nets
+        self.skipped_in_a_row = {"critic": 0, "generator": 0}  # per net: max_skips is about one net's streak
         self._logs: dict[str, list[Tensor]] = defaultdict(list)  # detached values since the last logged row
 
     # ---- counters ---------------------------------------------------------------------------------------
@@ -61,10 +74,13 @@ class GANModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
+        checkpoint["ganlab_skips"] = {"skipped": self.skipped, "in_a_row": dict(self.skipped_in_a_row)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.d_steps = checkpoint["ganlab_steps"]["d_steps"]
         self.g_steps = checkpoint["ganlab_steps"]["g_steps"]
+        skips = checkpoint.get("ganlab_skips", {"skipped": 0, "in_a_row": {"critic": 0, "generator": 0}})
+        self.skipped, self.skipped_in_a_row = skips["skipped"], dict(skips["in_a_row"])
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -131,32 +147,57 @@ class GANModule(L.LightningModule):
         loss = self.loss.g(self.discriminator(self.perturb(fake))["logits"])
         return loss, {"train/g_loss": loss.detach()}
 
+    def _step(self, opt, loss: Tensor, net: nn.Module, logs: dict[str, Tensor], which: str, iteration: int) -> bool:
+        """Backward, then `opt.step()` if the loss and `net`'s gradients are finite (else stop or skip, see
+        on_nonfinite); the step's values go to the log only if it was taken. Returns whether it was."""
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        # The loss and gradients, checked before the step (so a bad step can be dropped before it does harm):
+        # one fused reduction and one host sync per optimizer step, as AMP's GradScaler costs too; free on a CPU,
+        # on a GPU it drains the launch queue once per step. Not the weights: finite weights and gradients give
+        # finite weights, short of an overflow in the update itself, which the next step's loss shows; the weights
+        # are checked once per checkpoint instead (callbacks/checkpoint.py), so no checkpoint holds NaN/inf.
+        # Under DDP the gradients are all-reduced, so every rank reaches the same verdict. Under fp16 loss scaling
+        # inf gradients are routine: the scaler skips those steps itself, and only the loss is checked here.
+        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
+        grads = [] if scaled else [p.grad for p in net.parameters() if p.grad is not None]
+        if bool(all_finite([loss, *grads])):  # the sync
+            opt.step()
+            self.skipped_in_a_row[which] = 0
+            for k, v in logs.items():
+                self._logs[k].append(v)
+            return True
+        # what went wrong, in the logged names (a second sync, on the rare bad step only)
+        bad = ", ".join(f"{k}={v.item():g}" for k, v in logs.items() if not v.isfinite()) or "its gradients"
+        if self.on_nonfinite == "stop":
+            raise Diverged(f"the {which} step was non-finite ({bad})", iteration, self.d_steps)
+        opt.zero_grad(set_to_none=True)  # the step is dropped: this net is left as it was
+        self.skipped += 1
+        self.skipped_in_a_row[which] += 1
+        if self.skipped_in_a_row[which] >= self.max_skips:
+            raise Diverged(f"{self.max_skips} {which} steps in a row were non-finite and skipped (model.max_skips; "
+                           f"the last: {bad})", iteration, self.d_steps)
+        return False
+
     def training_step(self, batch, batch_idx: int) -> None:
         real, y = batch  # (B, *shape), (B,) or None
         opt_g, opt_d = self._optimizers()
 
         loss, logs = self.critic_loss(real, y)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt_d.step()
-        for reg in self.regularizers.values():
-            reg.after_step(self.discriminator)
+        if self._step(opt_d, loss, self.discriminator, logs, "critic", self.iteration + 1):
+            for reg in self.regularizers.values():
+                reg.after_step(self.discriminator)
         self.d_steps += 1
 
         if self.trains_g and self.at_iteration_end:
             self.toggle_optimizer(opt_g)  # D's parameters stop requiring grad: no wasted D gradients
             g_loss, g_logs = self.generator_loss(real, y)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            stepped = self._step(opt_g, g_loss, self.generator, g_logs, "generator", self.iteration)
             self.untoggle_optimizer(opt_g)
-            if self.ema is not None:
+            if stepped and self.ema is not None:
                 self.ema.update(self.generator)
             self.g_steps += 1
-            logs.update(g_logs)
 
-        for k, v in logs.items():
-            self._logs[k].append(v)
         if self.at_iteration_end:
             self._step_schedulers()
             self._log_iteration()
@@ -167,8 +208,10 @@ class GANModule(L.LightningModule):
         """Every trainer.log_every_n_steps iterations: the mean of each value since the last row (one GPU sync)."""
         if self.iteration % self.trainer.log_every_n_steps and self.iteration < self.iterations:
             return
-        means = torch.stack([torch.stack(v).float().mean() for v in self._logs.values()]).tolist()
-        metrics = dict(zip(self._logs, means))
+        means = torch.stack([torch.stack(v).float().mean() for v in self._logs.values()]).tolist() if self._logs else []
+        metrics = dict(zip(self._logs, means))  # a row of skipped steps only has no losses
+        if self.on_nonfinite == "skip":
+            metrics["train/skipped"] = float(self.skipped)  # steps skipped so far in the run, both nets
         self._logs.clear()
         emit(self.trainer, self.iteration, metrics)
         self.log_dict({k.removeprefix("train/"): v for k, v in metrics.items()}, prog_bar=True, logger=False)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from .checkpoint_io import read_checkpoint
 from .config import ConfigError, build
 from .images import save_samples, to_uint8
 
@@ -19,12 +20,7 @@ from .images import save_samples, to_uint8
 def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, dict]:
     """The generator of a ganlab checkpoint, rebuilt from the config stored in it (weights_only load), and
     what the checkpoint says of its run: {"config": resolved config, "iteration": generator iterations}."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt: no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if "config" not in ckpt or "shape" not in ckpt:
-        raise ConfigError(f"ckpt: {path} is not a ganlab checkpoint (no stored config)")
+    ckpt = read_checkpoint(ckpt_path, "ckpt")
     cfg = OmegaConf.create(ckpt["config"])
     g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]))
     state = ckpt["state_dict"]

@@ -11,8 +11,9 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from .callbacks.run_state import RunState
-from .checkpoint_io import AtomicCheckpointIO
+from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
+from .divergence import Diverged
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -33,9 +34,8 @@ def build_module(cfg: DictConfig, shape: tuple[int, ...]) -> L.LightningModule:
 def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
     ckpt = cfg.get("ckpt_path")
-    if ckpt is not None and not Path(ckpt).is_file():
-        raise ConfigError(f"ckpt_path: no checkpoint at {ckpt}: pass the path of a .ckpt file (e.g. "
-                          f"outputs/<date>/<time>/checkpoints/last.ckpt) or drop ckpt_path")
+    if ckpt is not None:  # a missing, damaged or foreign file fails here, before anything is built
+        read_checkpoint(ckpt, "ckpt_path")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, "data", seed=cfg.seed)
     module = build_module(cfg, datamodule.shape)
@@ -61,6 +61,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
-        train(cfg)
+        metrics = train(cfg)
     except ConfigError as e:  # one clear line, no stack trace, before training started
         sys.exit(f"ganlab: config error: {e}")
+    except Diverged as e:  # NaN/inf: where, the fix, the last good checkpoint (divergence.py); no stack trace
+        sys.exit(f"ganlab: diverged: {e}")
+    if "interrupted" in metrics:  # stopped by a signal, checkpoint written (callbacks/interrupt.py): 128 + signum
+        sys.exit(128 + int(metrics["interrupted"]))

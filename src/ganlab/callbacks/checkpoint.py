@@ -1,9 +1,22 @@
-"""Checkpoints every `every` iterations and at the end of the run, written atomically (see checkpoint_io)."""
+"""Checkpoints every `every` iterations and at the end of the run, written atomically (see checkpoint_io).
+Never with NaN/inf weights: those raise Diverged instead, so last.ckpt stays the last good one."""
 from __future__ import annotations
 
+from itertools import chain
 from pathlib import Path
 
 import lightning as L
+
+from ..divergence import Diverged, all_finite
+
+
+def save_good(trainer: L.Trainer, pl_module: L.LightningModule, path: Path) -> None:
+    """Write a checkpoint unless a parameter or buffer (the EMA copy's included) is NaN/inf: then raise Diverged,
+    leaving the file at `path` as it was. One host sync per checkpoint."""
+    if not all_finite(chain(pl_module.parameters(), pl_module.buffers())):
+        raise Diverged(f"the weights are non-finite (NaN/inf); {path} was not overwritten", pl_module.iteration,
+                       pl_module.d_steps)
+    trainer.save_checkpoint(path, weights_only=False)  # all ranks call; rank 0 writes
 
 
 class Checkpointer(L.Callback):
@@ -15,6 +28,6 @@ class Checkpointer(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
         if pl_module.at_iteration_end and (it % self.every == 0 or it >= pl_module.iterations):
-            trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)  # all ranks call; rank 0 writes
+            save_good(trainer, pl_module, self.dirpath / "last.ckpt")
             if self.keep:
                 trainer.save_checkpoint(self.dirpath / f"iter_{it:07d}.ckpt", weights_only=False)

@@ -1,7 +1,8 @@
 """Sample grids (images) or scatter plots (toy data) every `every` iterations and at the end of the run,
 from a fixed latent batch, so successive files show the same latents as training proceeds. Toy plots show
 the critic's value over the plotted area. The same picture goes to each logger that takes images (W&B,
-TensorBoard; not CSV) under `samples`, at step = iteration."""
+TensorBoard; not CSV) under `samples`, at step = iteration. A grid that cannot be written (disk full, a
+read-only folder) costs a warning, once per kind of failure, never the run."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from ..images import save_samples
@@ -34,6 +36,7 @@ def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
 class SampleGrid(L.Callback):
     def __init__(self, dirpath: str, every: int = 500, n: int = 64):
         self.dirpath, self.every, self.n = Path(dirpath), int(every), int(n)
+        self.failures: set[tuple[str, int | None]] = set()  # (exception type, errno) already warned about
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
@@ -43,8 +46,16 @@ class SampleGrid(L.Callback):
             x = pl_module.sample(self.n)  # (n, C, H, W) images or (n, D) toy points
             toy = x.dim() == 2
             real = trainer.datamodule.real(max(self.n, 1000)) if toy else None
-            image = save_samples(x, self.dirpath / f"iter_{it:07d}.png", real,
-                                 critic_of(pl_module) if toy else None)  # (H, W, 3) uint8
+            path = self.dirpath / f"iter_{it:07d}.png"
+            try:
+                image = save_samples(x, path, real, critic_of(pl_module) if toy else None)  # (H, W, 3) uint8
+            except OSError as e:
+                kind = (type(e).__name__, e.errno)
+                if kind not in self.failures:
+                    self.failures.add(kind)
+                    rank_zero_warn(f"samples: cannot write {path} ({type(e).__name__}: {e}); training goes on "
+                                   f"(this warning is not repeated for the same failure)")
+                return
             for logger in trainer.loggers:
                 if hasattr(logger, "log_image"):  # ganlab.loggers.Guarded (W&B, TensorBoard); CSV has none
                     logger.log_image("samples", [image], step=it)

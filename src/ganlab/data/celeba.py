@@ -19,8 +19,8 @@ SPLITS = {"train": 0, "valid": 1, "test": 2}
 
 class CelebA(StreamingImages):
     def __init__(self, root: str = "~/data/celeba", split: str = "train", size: int = 64, batch_size: int = 64,
-                 num_workers: int = 4, download: bool = False, seed: int = 0):
-        super().__init__(root, size, 3, batch_size, num_workers, seed)
+                 num_workers: int = 4, download: bool = False, seed: int = 0, bad_images: str = "skip"):
+        super().__init__(root, size, 3, batch_size, num_workers, seed, bad_images)
         if split not in (*SPLITS, "all"):
             raise ValueError(f"split must be one of train, valid, test, all; got {split!r}")
         self.split, self.download = split, bool(download)

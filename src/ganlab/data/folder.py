@@ -25,9 +25,9 @@ class ImageFolder(StreamingImages):
     split = "all"  # a folder has no splits
 
     def __init__(self, path: str, size: int = 64, channels: int = 3, batch_size: int = 64, num_workers: int = 4,
-                 seed: int = 0):
-        super().__init__(path, size, channels, batch_size, num_workers, seed)
-        self.setup()  # fail at construction, before any training, on a missing or empty folder
+                 seed: int = 0, bad_images: str = "skip"):
+        super().__init__(path, size, channels, batch_size, num_workers, seed, bad_images)
+        self.setup()  # fail at construction, before any training, on a missing or empty folder or bad files
         self.num_classes = None if self.labels is None else max(self.labels) + 1
 
     def list_files(self):

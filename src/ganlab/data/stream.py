@@ -8,19 +8,56 @@ is the same with 0 or 8 workers, and a resumed run, whose sampler starts at `con
 exactly. Workers read ahead; `consumed` counts only what reached training_step.
 
 Subclasses say which files (`list_files`) and how to bring one image to size x size (`geometry`).
+
+Every file is decoded once at setup (`check_image`), before training: a file that does not decode (truncated,
+corrupt, not an image) would otherwise stop the run when a worker first meets it, hours in. `bad_images`
+says what happens to such files and to images smaller than `size` on their shorter side (upscaling would
+make blurry training data): `skip` drops them with one warning and counts them (`skipped_files`, logged as
+the hyperparameter data/skipped_files); `fail` stops at setup naming the first. The check is a full decode,
+not PIL's `verify()`, which reads only a JPEG's header and passes a truncated one: about 0.25 ms per small
+JPEG or PNG on one core (1,000 files: 0.25 s; CelebA's 162,770: ~40 s, spread over `num_workers` threads).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard, source_id
+
+
+BAD_IMAGES = ("skip", "fail")
+
+
+def check_image(path: Path) -> tuple[int, str | None]:
+    """(shorter side in px, None) for an image file that decodes, (0, what went wrong) for one that does not."""
+    try:
+        with Image.open(path) as im:
+            side = min(im.size)
+            im.draft(im.mode, (1, 1))  # JPEG: decode at 1/8 scale, ~25% faster; still reads every byte
+            im.load()
+        return side, None
+    except Image.UnidentifiedImageError:  # its message repeats the path
+        return 0, "not an image file PIL can read"
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+        return 0, f"{type(e).__name__}: {e}"
+
+
+def to_mode(im: Image.Image, mode: str) -> Image.Image:
+    """im as `mode` ("RGB" or "L"). PIL converts CMYK, palette, RGBA (alpha dropped) and grey itself, but clips
+    16-bit greyscale (modes I;16*, I) at 255 instead of scaling it - a 16-bit PNG would come out white - so
+    those are scaled to 8 bits first."""
+    if im.mode.startswith("I"):
+        im = Image.fromarray((np.asarray(im).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8))  # (H, W)
+    return im.convert(mode)
 
 
 class ImageFiles(Dataset):
@@ -34,7 +71,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, int | None]:
         with Image.open(self.files[i]) as im:
-            x = self.transform(im.convert(self.mode))  # (C, S, S)
+            x = self.transform(to_mode(im, self.mode))  # (C, S, S)
         return x, None if self.labels is None else self.labels[i]
 
 
@@ -76,16 +113,20 @@ class StreamingImages(DeviceDataModule):
     split: str  # which part of the set, named in stats_key
 
     def __init__(self, root: str, size: int, channels: int, batch_size: int = 64, num_workers: int = 4,
-                 seed: int = 0):
+                 seed: int = 0, bad_images: str = "skip"):
         super().__init__(batch_size, seed)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0 (0: decode in the main process), got {num_workers}")
+        if bad_images not in BAD_IMAGES:
+            raise ValueError(f"bad_images must be skip or fail, got {bad_images!r}")
         self.root, self.size, self.num_workers = Path(root).expanduser(), int(size), int(num_workers)
+        self.bad_images = bad_images
         self.shape = (channels, self.size, self.size)
         self.files: list[Path] | None = None  # listed by setup()
         self.labels: list[int] | None = None  # class of each file, None for unlabelled sets
+        self.skipped_files = 0  # files left out by bad_images=skip
 
     def list_files(self) -> tuple[list[Path], list[int] | None]:
         """(image files, their labels or None), in a fixed order; a clear error when there are none."""
@@ -97,7 +138,38 @@ class StreamingImages(DeviceDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.files is None:
-            self.files, self.labels = self.list_files()
+            self.files, self.labels = self.usable(*self.list_files())
+        if stage == "fit" and self.trainer is not None and self.trainer.is_global_zero:
+            for logger in self.trainer.loggers:
+                logger.log_hyperparams({"data/skipped_files": self.skipped_files})
+
+    def usable(self, files: list[Path], labels: list[int] | None) -> tuple[list[Path], list[int] | None]:
+        """The files that decode and are at least `size` px on their shorter side; the others by `bad_images`."""
+        # Threads, not forked processes: a fork of a process holding torch's thread pools can deadlock, and
+        # PIL releases the GIL while it decodes.
+        with ThreadPoolExecutor(max(1, self.num_workers)) as pool:
+            checks = list(pool.map(check_image, files, chunksize=64))
+        broken = [(f, why) for f, (_, why) in zip(files, checks) if why]
+        small = sorted((side, f) for f, (side, why) in zip(files, checks) if not why and side < self.size)
+        keep = [i for i, (side, why) in enumerate(checks) if not why and side >= self.size]
+        if not broken and not small:
+            return files, labels
+        problems = []
+        if broken:
+            names = "".join(f", {f.name}" for f, _ in broken[1:3]) + (", ..." if len(broken) > 3 else "")
+            problems.append(f"{len(broken)} cannot be decoded ({broken[0][0]}: {broken[0][1]}{names})")
+        if small:
+            problems.append(f"{len(small)} smaller than data.size={self.size} px on the shorter side (down to "
+                            f"{small[0][0]} px: {small[0][1]}), which upscaling would blur: lower data.size to "
+                            f"keep them")
+        what = f"of the {len(files)} image files under {self.root}, " + "; ".join(problems)
+        if not keep:
+            raise ValueError(f"no usable images: {what}")
+        if self.bad_images == "fail":
+            raise ValueError(f"{what}. Fix or remove them, or set data.bad_images=skip to train without them")
+        self.skipped_files = len(files) - len(keep)
+        rank_zero_warn(f"data.bad_images=skip: skipped {self.skipped_files} {what}")
+        return [files[i] for i in keep], None if labels is None else [labels[i] for i in keep]
 
     def dataset(self) -> ImageFiles:
         self.setup()

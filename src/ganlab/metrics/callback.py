@@ -1,9 +1,13 @@
 """Sample-quality metrics during training (metrics/suite.py), every `every` iterations and at the end, on
 `n` samples of a fixed latent batch of the generator (EMA if kept), logged as val/* at step = iteration
-(log.py). The feature network behind val/fid is logged once as the hyperparameter `metrics/features`."""
+(log.py). The feature network behind val/fid is logged once as the hyperparameter `metrics/features`.
+Feature networks load at setup, so a missing file stops the run before training; an evaluation that fails
+later (an unwritable statistics cache, out of memory in the feature network) costs a warning and that
+evaluation, never the run."""
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 
 from ..config import ConfigError
 from ..log import emit
@@ -31,5 +35,10 @@ class Metrics(L.Callback):
             return
         it = pl_module.iteration
         if (it % self.every == 0 or it >= pl_module.iterations) and trainer.is_global_zero:
-            values = self.suite(pl_module.sample(self.suite.n))
+            try:
+                values = self.suite(pl_module.sample(self.suite.n))
+            except Exception as e:  # a side channel: the run matters more than one evaluation of it
+                rank_zero_warn(f"metrics: the evaluation at iteration {it} failed ({type(e).__name__}: {e}); "
+                               f"training goes on without it")
+                return
             emit(trainer, it, {f"val/{k}": v for k, v in values.items()})

@@ -1,0 +1,118 @@
+"""SIGTERM / SIGINT / SIGUSR1 to a real `python train.py`: it writes last.ckpt at an iteration end, says so, exits
+with 128 + the signal's number, and resuming from that checkpoint gives the losses of a run never interrupted."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+
+from ganlab.callbacks.interrupt import Interrupt
+
+from ..conftest import read_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+# WGAN-GP: 5 critic steps per iteration, so a signal mostly lands mid-iteration; batch and nets small for speed
+RUN = ["data=grid25", "model=wgan_gp", "data.batch_size=32", "net.g.hidden=16", "net.d.hidden=16", "iterations=400",
+       "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "metrics=none"]
+
+
+@pytest.fixture
+def start():
+    """start(out, *args): `python train.py RUN ARGS` writing into out, its output in out.log, on one thread (so
+    runs compare exactly); runs still going when the test ends are killed."""
+    procs = []
+
+    def launch(out: Path, *args: str) -> subprocess.Popen:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+        with open(f"{out}.log", "w") as log:
+            procs.append(subprocess.Popen([sys.executable, "train.py", *RUN, *args, f"hydra.run.dir={out}"],
+                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        return procs[-1]
+
+    yield launch
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def interrupt(start, out: Path, signum: int) -> tuple[int, str]:
+    """Start a run, send it `signum` once its CSV shows a few iterations; its exit status and output."""
+    proc = start(out)
+    csv, deadline = out / "csv" / "metrics.csv", time.monotonic() + 120
+    while not (csv.is_file() and csv.read_text().count("\n") > 3):
+        assert proc.poll() is None, Path(f"{out}.log").read_text()
+        assert time.monotonic() < deadline, "no iterations logged in 120 s"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    return proc.wait(timeout=120), Path(f"{out}.log").read_text()
+
+
+def rows(out: Path) -> dict[int, dict[str, float]]:
+    """The logged values by iteration: train/d_loss, train/g_loss, train/gp, train/wasserstein."""
+    return {int(r.pop("step")): r for r in read_metrics(out)}
+
+
+def test_sigterm_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, start):
+    full = start(tmp_path / "full")  # alongside the interrupted run: the same seed, never stopped
+    rc, log = interrupt(start, tmp_path / "stopped", signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM, log
+    ckpt = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    steps = torch.load(ckpt, weights_only=True)["ganlab_steps"]
+    n = steps["g_steps"]
+    assert 0 < n < 400 and steps["d_steps"] == 5 * n  # at an iteration end
+    assert f"ganlab: interrupted by SIGTERM at iteration {n}; checkpoint {ckpt}; resume with ckpt_path={ckpt}" in log
+    assert max(rows(tmp_path / "stopped")) == n
+
+    resumed = start(tmp_path / "resumed", f"ckpt_path={ckpt}")  # a new run folder: its own CSV, from n + 1
+    assert resumed.wait(timeout=120) == 0, Path(f"{tmp_path}/resumed.log").read_text()
+    assert full.wait(timeout=120) == 0, Path(f"{tmp_path}/full.log").read_text()
+    a, b = rows(tmp_path / "full"), rows(tmp_path / "resumed")
+    assert sorted(b) == list(range(n + 1, 401)) and sorted(a) == list(range(1, 401))
+    for step, values in b.items():  # exactly: same batches, latents and arithmetic
+        assert values == a[step], f"iteration {step}: {values} != {a[step]}"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR1], ids=lambda s: s.name)
+def test_sigint_and_sigusr1_checkpoint_and_exit_with_128_plus_the_signal(tmp_path, start, signum):
+    rc, log = interrupt(start, tmp_path / "run", signum)
+    assert rc == 128 + signum, log
+    n = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["ganlab_steps"]["g_steps"]
+    assert 0 < n < 400
+    assert f"interrupted by {signum.name} at iteration {n};" in log
+
+
+def test_a_second_ctrl_c_does_not_wait_and_handlers_are_put_back():
+    # as in a fresh `python train.py` (earlier in-process trainings may have left SIGINT elsewhere)
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+        cb = Interrupt("unused")
+        cb.on_train_start(None, None)
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the first Ctrl-C is recorded ...
+        assert cb.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):  # ... the second is Python's own
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        assert signal.getsignal(signal.SIGTERM) == cb._handle
+        cb.on_train_end(None, None)
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        signal.signal(signal.SIGINT, outside)
+
+
+def test_lightning_slurm_auto_requeue_is_turned_off(monkeypatch):
+    """Under SLURM Lightning would take SIGUSR1 itself (a checkpoint from inside the handler, then a requeue)."""
+    for k, v in {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "1", "SLURM_PROCID": "0",
+                 "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
+        monkeypatch.setenv(k, v)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    env = trainer._accelerator_connector.cluster_environment
+    assert isinstance(env, SLURMEnvironment) and env.auto_requeue
+    Interrupt("unused").setup(trainer, None, "fit")
+    assert not env.auto_requeue
