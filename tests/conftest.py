@@ -88,6 +88,21 @@ def fixture_classifier(idx_root, metrics_cache):
     return classifier_path(idx_root), result
 
 
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    """A machine without W&B credentials, WANDB_MODE unset (so ganlab picks the mode), W&B's files in tmp_path."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc
+    for var, sub in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
+        monkeypatch.setenv(var, str(tmp_path / sub))  # the run itself goes to <out_dir>/wandb (logger.wandb.save_dir)
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+    yield
+    import wandb
+
+    assert wandb.run is None  # every run is finished: the next one in this process starts fresh
+
+
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
     """The config `python train.py OVERRIDES` composes, writing into tmp_path, quiet and logging every step;
     without sample-quality metrics unless an override names them (they are tested on their own)."""

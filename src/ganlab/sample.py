@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(args) - {"ckpt", "n", "out", "seed", "ema"}
     try:
         if unknown or "ckpt" not in args:
-            raise ConfigError(f"usage: sample.py ckpt=PATH n=10000 out=samples.npy|grid.png [seed=0] [ema=true]"
+            raise ConfigError("usage: sample.py ckpt=PATH n=10000 out=samples.npy|grid.png [seed=0] [ema=true]"
                               + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
         n, out = int(args.get("n", 64)), Path(args.get("out", "samples.npy"))
         if n < 1:
