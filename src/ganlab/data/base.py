@@ -60,8 +60,9 @@ class DeviceDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def stats_key(self) -> str:
-        """Names the real set in caches of its statistics (metrics/fid.py): which data, split and size."""
-        raise NotImplementedError
+        """Names the real set in caches of its statistics (metrics/fid.py): which data, read from which folder
+        (`root`), split, channels and size. For image sets; toy data has no statistics to cache."""
+        return f"{type(self).__name__.lower()}-{source_id(self.root)}-{self.split}-{self.shape[0]}x{self.size}px"
 
     def train_dataloader(self) -> Iterator[Batch]:
         t = self.trainer

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torchvision.transforms import v2
 
-from .download import fetch
+from .download import fetch_if_missing
 from .stream import StreamingImages
 
 SPLITS = {"train": 0, "valid": 1, "test": 2}
@@ -41,10 +41,7 @@ class CelebA(StreamingImages):
         """Fetch the files when asked (data.download=true) and missing: Lightning calls this on one process
         per node before setup; list_files() calls it too, for use outside a Trainer."""
         if self.download:
-            try:
-                self.folder()
-            except FileNotFoundError:
-                fetch("CelebA", self.root, split="all", target_type=[])
+            fetch_if_missing(self.folder, "CelebA", self.root, split="all", target_type=[])
 
     def list_files(self):
         self.prepare_data()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .download import fetch
+from .download import fetch_if_missing
 from .images import TensorImages
 
 _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -69,8 +69,8 @@ class Cifar10(TensorImages):
     def prepare_data(self) -> None:
         """Fetch the files when asked (data.download=true) and missing: Lightning calls this on one process
         per node before setup; load() calls it too, for use outside a Trainer."""
-        if self.download and not all(f.is_file() for f in self.files):
-            fetch("CIFAR10", self.root)
+        if self.download:
+            fetch_if_missing(self.check, "CIFAR10", self.root)
 
     def load(self):
         self.prepare_data()

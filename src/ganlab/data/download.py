@@ -5,6 +5,7 @@ ranks never download into the same folder at once), only when asked and only whe
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -18,3 +19,12 @@ def fetch(name: str, root: Path, **kwargs) -> None:
     except (OSError, RuntimeError) as e:  # no network, a changed mirror, a Google Drive quota, gdown missing
         raise RuntimeError(f"data.download=true: torchvision.datasets.{name} could not fetch the files into "
                            f"{root} ({e}). Download them by hand into data.root, or retry later") from e
+
+
+def fetch_if_missing(present: Callable[[], object], name: str, root: Path, **kwargs) -> None:
+    """`fetch` unless `present()` (the data set's own file check) finds the files; it raises FileNotFoundError
+    when they are missing."""
+    try:
+        present()
+    except FileNotFoundError:
+        fetch(name, root, **kwargs)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .download import fetch
+from .download import fetch_if_missing
 from .images import TensorImages
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -77,10 +77,7 @@ class IdxImages(TensorImages):
         """Fetch the files when asked (data.download=true) and missing: Lightning calls this on one process
         per node before setup; load() calls it too, for use outside a Trainer."""
         if self.download:
-            try:
-                self.files()
-            except FileNotFoundError:
-                fetch(self.source, self.root)
+            fetch_if_missing(self.files, self.source, self.root)
 
     def load(self):
         self.prepare_data()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard, source_id
+from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard
 
 
 class TensorImages(DeviceDataModule):
@@ -47,9 +47,6 @@ class TensorImages(DeviceDataModule):
         self._to(generator.device)
         idx = self.indices(k, generator, rank, world)
         return self.x[idx], self.y[idx]
-
-    def stats_key(self) -> str:
-        return f"{type(self).__name__.lower()}-{source_id(self.root)}-{self.split}-{self.shape[0]}x{self.size}px"
 
     def real(self, n, device="cpu"):
         self.setup()

