@@ -63,8 +63,13 @@ def check_config(cfg: DictConfig) -> None:
     for net in ("g", "d"):
         _at_least(cfg, f"optim.{net}.lr", 0, f"set a learning rate such as optim.{net}.lr=2e-4", strict=True)
     _at_least(cfg, "data.batch_size", 1, "set e.g. data.batch_size=64")
-    for key in ("model.n_critic", "iterations", "data.batch_size"):
+    _at_least(cfg, "model.pack", 1, "samples per critic input (PacGAN): 1 (off), 2, 3 or 4")
+    for key in ("model.n_critic", "iterations", "data.batch_size", "model.pack"):
         _whole(cfg, key)
+    pack, batch = OmegaConf.select(cfg, "model.pack") or 1, OmegaConf.select(cfg, "data.batch_size")
+    if batch is not None and batch % pack:
+        raise ConfigError(f"data.batch_size={batch} is not a multiple of model.pack={pack}: the critic reads the "
+                          f"batch in packs of {pack}; set data.batch_size={batch - batch % pack or pack}")
     for name, reg in (cfg.get("regularizer") or {}).items():
         if "c" in reg:
             _at_least(cfg, f"regularizer.{name}.c", 0, f"WGAN clips to [-c, c]; the paper uses regularizer.{name}.c=0.01",

@@ -6,7 +6,8 @@ n_critic critic steps plus one generator step; the run stops after `iterations` 
 own step counters (saved in checkpoints): Lightning's global_step counts every optimizer.step() of every
 optimizer, n_critic + 1 per iteration, and nothing here depends on it.
 
-Variants change a step by overriding `critic_loss` or `generator_loss`; none copies the loop.
+Variants change a step by overriding one or two hooks (`latent`, `d_objective`, `g_objective`, or for a
+different kind of model `critic_loss`/`generator_loss`); none copies the loop.
 
 Every step's loss and gradients are checked before its optimizer steps (`on_nonfinite`, see divergence.py):
 `stop` raises Diverged; `skip` leaves that net unchanged for the step (it still counts, so the run's length and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -25,9 +27,16 @@ from .divergence import Diverged, all_finite
 from .ema import EMA
 from .log import emit
 from .losses import Loss
+from .nets import fixed_labels
 from .regularizers import Regularizer
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # a partial taking the parameters
+
+
+class Latent(NamedTuple):
+    """What G is called with: G(z, c)."""
+    z: Tensor  # (B, z_dim)
+    c: Tensor | None  # (B,) class labels or categorical code, None for an unconditional G
 
 
 class GANModule(L.LightningModule):
@@ -35,7 +44,7 @@ class GANModule(L.LightningModule):
                  optim_g: OptimizerFactory, optim_d: OptimizerFactory,
                  regularizers: Mapping[str, Regularizer] | None = None, n_critic: int = 1,
                  iterations: int = 10_000, ema_decay: float | None = None, lr_decay: str = "none",
-                 on_nonfinite: str = "stop", max_skips: int = 100):
+                 on_nonfinite: str = "stop", max_skips: int = 100, feature_matching: bool = False, pack: int = 1):
         super().__init__()
         if lr_decay not in ("none", "linear"):
             raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
@@ -47,12 +56,15 @@ class GANModule(L.LightningModule):
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {iterations}")
+        if pack < 1:
+            raise ValueError(f"pack must be >= 1, got {pack}")
         self.automatic_optimization = False
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.regularizers = dict(regularizers or {})
         self.optim_g, self.optim_d, self.lr_decay = optim_g, optim_d, lr_decay
         self.n_critic, self.iterations = int(n_critic), int(iterations)
         self.on_nonfinite, self.max_skips = on_nonfinite, int(max_skips)
+        self.feature_matching, self.pack = bool(feature_matching), int(pack)
         self.ema = EMA(generator, ema_decay) if ema_decay else None
         # A generator without trainable parameters (nets.identity) stays fixed: only the critic trains.
         self.trains_g = any(p.requires_grad for p in generator.parameters())
@@ -94,7 +106,9 @@ class GANModule(L.LightningModule):
         was_training = g.training
         g.eval()
         rng = torch.Generator(device=self.device).manual_seed(seed)
-        out = torch.cat([g(self.sample_z(min(batch_size, n - i), rng)) for i in range(0, n, batch_size)])
+        labels = fixed_labels(g, n, self.device)  # (n,) every class in turn, or None
+        out = torch.cat([g(self.sample_z(min(batch_size, n - i), rng),
+                           None if labels is None else labels[i:i + batch_size]) for i in range(0, n, batch_size)])
         g.train(was_training)
         return out
 
@@ -124,28 +138,77 @@ class GANModule(L.LightningModule):
             x = reg.perturb(x, self.d_steps)
         return x
 
-    def critic_loss(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        with torch.no_grad():
-            fake = self.generator(self.sample_z(real.shape[0]))  # (B, *shape)
-        real, fake = self.perturb(real), self.perturb(fake)
-        d_real = self.discriminator(real)["logits"]  # (B,)
-        d_fake = self.discriminator(fake)["logits"]  # (B,)
-        loss = self.loss.d(d_real, d_fake)
+    # ---- the hooks variants override --------------------------------------------------------------------
+    #: How the variant uses the data's class labels: None (ignores them), "all" (every real batch's labels,
+    #: e.g. cGAN, AC-GAN; the module is built with num_classes=K) or "subset" (a labelled subset of the data,
+    #: data.labelled, semi-supervised GAN). train.py refuses data that cannot give them, before training.
+    labels: str | None = None
+
+    @classmethod
+    def net_classes(cls, model_cfg: Mapping, data_classes: int | None) -> tuple[int, int]:
+        """(classes G is conditioned on, classes D reads), 0 for none; the nets are built with them."""
+        return 0, 0
+
+    def latent(self, n: int, y: Tensor | None) -> Latent:
+        """G's inputs for n fakes: z (n, z_dim) and the labels c (n,) G is conditioned on: the real batch's labels
+        for a conditional G (fakes then come in the real batch's classes), else None."""
+        return Latent(self.sample_z(n), y if self.generator.num_classes else None)
+
+    def critic_labels(self, c: Tensor | None) -> Tensor | None:
+        """The labels a conditional critic reads with real and fake batches alike (they share classes)."""
+        return c if self.discriminator.num_classes else None
+
+    def critic(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+        """D's outputs for x (B, *shape). With model.pack = m > 1 (PacGAN, Lin et al. 2018) each critic input is
+        m samples side by side along channels (B, C, ...) -> (B/m, m*C, ...), so D judges m samples jointly."""
+        if self.pack > 1:
+            x = x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
+        return self.discriminator(x, y)
+
+    def d_objective(self, real: dict[str, Tensor], fake: dict[str, Tensor], y: Tensor | None,
+                    latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
+        """The critic's loss from its outputs on the real and fake batches (regularizers are added after)."""
+        loss = self.loss.d(real["logits"], fake["logits"])
         logs = {"train/d_loss": loss.detach()}
         if self.loss.estimates_w1:
-            logs["train/wasserstein"] = (d_real.mean() - d_fake.mean()).detach()
+            logs["train/wasserstein"] = (real["logits"].mean() - fake["logits"].mean()).detach()
+        return loss, logs
+
+    def g_objective(self, fake: dict[str, Tensor], real: Tensor, y: Tensor | None,
+                    latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
+        """The generator's loss from the critic's outputs on its fakes; `real` (B, *shape) is the batch."""
+        loss = self.g_adversarial(fake, real, latent)
+        return loss, {"train/g_loss": loss.detach()}
+
+    def g_adversarial(self, fake: dict[str, Tensor], real: Tensor, latent: Latent) -> Tensor:
+        """The adversarial term of G's loss: the loss's g, or feature matching (model.feature_matching, Salimans
+        et al. 2016): || E f(x) - E f(G(z)) ||^2 on the critic's last features f, real features held fixed."""
+        if not self.feature_matching:
+            return self.loss.g(fake["logits"])
+        with torch.no_grad():
+            target = self.critic(self.perturb(real), self.critic_labels(latent.c))["features"].mean(0)  # (F,)
+        return (fake["features"].mean(0) - target).pow(2).sum()
+
+    # ---- the two losses of one iteration ----------------------------------------------------------------
+    def critic_loss(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.no_grad():
+            latent = self.latent(real.shape[0], y)
+            fake = self.generator(*latent)  # (B, *shape)
+        yd = self.critic_labels(latent.c)
+        real, fake = self.perturb(real), self.perturb(fake)
+        loss, logs = self.d_objective(self.critic(real, yd), self.critic(fake, yd), y, latent)
         for name, reg in self.regularizers.items():
             if reg.due(self.d_steps):
-                pen = reg.penalty(self.discriminator, real, fake, self.d_steps)
+                pen = reg.penalty(lambda x: self.critic(x, yd), real, fake, self.d_steps)
                 if pen is not None:
                     loss = loss + pen
                     logs[f"train/{name}"] = pen.detach()
         return loss, logs
 
     def generator_loss(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        fake = self.generator(self.sample_z(real.shape[0]))  # (B, *shape)
-        loss = self.loss.g(self.discriminator(self.perturb(fake))["logits"])
-        return loss, {"train/g_loss": loss.detach()}
+        latent = self.latent(real.shape[0], y)
+        fake = self.generator(*latent)  # (B, *shape)
+        return self.g_objective(self.critic(self.perturb(fake), self.critic_labels(latent.c)), real, y, latent)
 
     def _step(self, opt, loss: Tensor, net: nn.Module, logs: dict[str, Tensor], which: str, iteration: int) -> bool:
         """Backward, then `opt.step()` if the loss and `net`'s gradients are finite (else stop or skip, see

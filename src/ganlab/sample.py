@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from .checkpoint_io import read_checkpoint
 from .config import ConfigError, build
 from .images import save_samples, to_uint8
+from .nets import fixed_labels
 
 
 def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, dict]:
@@ -34,10 +35,12 @@ def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[torch.nn.Mo
 @torch.no_grad()
 def generate(g: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 1024,
              device: torch.device | str = "cpu") -> torch.Tensor:
-    """n samples (n, *shape) on `device`; latents drawn on the CPU, so a seed gives the same samples anywhere."""
+    """n samples (n, *shape) on `device`; latents drawn on the CPU, so a seed gives the same samples anywhere.
+    A conditional G draws every class in turn (nets.fixed_labels)."""
     rng = torch.Generator().manual_seed(seed)
-    return torch.cat([g(torch.randn(min(batch_size, n - i), g.z_dim, generator=rng).to(device))
-                      for i in range(0, n, batch_size)])
+    labels = fixed_labels(g, n, device)  # (n,) or None
+    return torch.cat([g(torch.randn(min(batch_size, n - i), g.z_dim, generator=rng).to(device),
+                        None if labels is None else labels[i:i + batch_size]) for i in range(0, n, batch_size)])
 
 
 def main(argv: list[str] | None = None) -> None:

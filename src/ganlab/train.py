@@ -8,6 +8,8 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from .callbacks.run_state import RunState
@@ -18,17 +20,42 @@ from .divergence import Diverged
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
-def build_module(cfg: DictConfig, shape: tuple[int, ...]) -> L.LightningModule:
-    """Nets, loss, regularizers and optimizers from the config, assembled into the model's module."""
-    generator = build(cfg.net.g, "net.g", shape=shape)
-    discriminator = build(cfg.net.d, "net.d", shape=shape)
+def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
+    """Nets, loss, regularizers and optimizers from the config, assembled into the model's module. A variant
+    that needs class labels is refused data without them here, before anything trains."""
+    try:
+        module_cls = get_class(cfg.model._target_)
+    except (ImportError, ValueError) as e:
+        raise ConfigError(f"model._target_: {e}") from None
+    data_classes = datamodule.num_classes
+    labelled = getattr(datamodule, "labelled", None)  # labels per class kept (data.labelled); None: all
+    variant = (HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None) or module_cls.__name__
+    if module_cls.labels is not None and not data_classes:
+        raise ConfigError(f"model={variant} trains on class labels, but data={type(datamodule).__name__} has none: "
+                          f"use a labelled set (fashion_mnist, mnist, cifar10, or a folder of class subfolders)")
+    if module_cls.labels == "all" and labelled is not None:
+        raise ConfigError(f"model={variant} needs the label of every image, but data.labelled={labelled} keeps only "
+                          f"some: remove data.labelled (it is for model=sgan)")
+    if module_cls.labels == "subset" and not hasattr(datamodule, "labelled_subset"):
+        raise ConfigError(f"model={variant} needs a labelled subset of an on-device image set (data.labelled=N); "
+                          f"data={type(datamodule).__name__} cannot give one: use fashion_mnist, mnist or cifar10")
+    g_classes, d_classes = module_cls.net_classes(cfg.model, data_classes)
+    pack = int(cfg.model.get("pack", 1))
+    if pack > 1 and d_classes:
+        raise ConfigError(f"model.pack={pack} packs samples of different classes into one critic input, but this "
+                          f"critic reads class labels: set model.pack=1")
+    shape = datamodule.shape
+    generator = build(cfg.net.g, "net.g", shape=shape, **({"num_classes": g_classes} if g_classes else {}))
+    d_shape = (shape[0] * pack, *shape[1:])  # PacGAN: m samples side by side along the first axis
+    discriminator = build(cfg.net.d, "net.d", shape=d_shape, **({"num_classes": d_classes} if d_classes else {}))
     regularizers = {name: build(node, f"regularizer.{name}") for name, node in (cfg.get("regularizer") or {}).items()}
     check_critic(discriminator, regularizers)
     optim_g, optim_d = build(cfg.optim.g, "optim.g"), build(cfg.optim.d, "optim.d")
     check_optimizer(optim_g, "optim.g")
     check_optimizer(optim_d, "optim.d")
+    extra = {"num_classes": data_classes} if module_cls.labels is not None else {}
     return build(cfg.model, "model", generator=generator, discriminator=discriminator, loss=build(cfg.loss, "loss"),
-                 regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations)
+                 regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations, **extra)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -38,7 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         read_checkpoint(ckpt, "ckpt_path")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, "data", seed=cfg.seed)
-    module = build_module(cfg, datamodule.shape)
+    module = build_module(cfg, datamodule)
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
     if cfg.get("metrics") and "_target_" in cfg.metrics:  # metrics=none leaves at most an experiment's settings
         callbacks.append(build(cfg.metrics, "metrics"))

@@ -18,7 +18,8 @@ from ..images import save_samples
 
 def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
     """points (M, D) on the CPU -> the critic's value D(x) (M,) on the CPU: eval mode, no gradients, on the
-    module's device (the critic's training mode is restored after)."""
+    module's device (the critic's training mode is restored after). A packing critic (model.pack = m) sees
+    m copies of each point."""
     d = pl_module.discriminator
 
     @torch.no_grad()
@@ -26,7 +27,8 @@ def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
         was_training = d.training
         d.eval()
         try:
-            return d(points.to(pl_module.device, pl_module.dtype))["logits"].float().cpu()  # (M,)
+            x = points.to(pl_module.device, pl_module.dtype).repeat_interleave(pl_module.pack, 0)  # (M * m, D)
+            return pl_module.critic(x)["logits"].float().cpu()  # (M,)
         finally:
             d.train(was_training)
 

@@ -1,4 +1,19 @@
 """Pure nn.Modules, one architecture per file.
 
-Contract:  G(z, y=None) -> x  with `G.z_dim` the latent size;  D(x, y=None) -> dict(logits=(B,), features=(B, F)).
+Contract:
+    G(z, y=None) -> x          `G.z_dim`: latent size; `G.num_classes`: classes y it is conditioned on (0: none)
+    D(x, y=None) -> dict(logits=(B,), features=(B, F), ...)
+                               `D.num_classes`: classes y it reads (0: none); `D.features_dim`: F
+Extra heads (nets/heads.py) add entries to D's dict, so callers never change.
 """
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def fixed_labels(g: nn.Module, n: int, device: torch.device | str = "cpu") -> Tensor | None:
+    """The labels a sample of n draws from a conditional G: 0, 1, ..., K-1, 0, 1, ... (every class equally
+    often, the same for every sample call); None for an unconditional G."""
+    k = getattr(g, "num_classes", 0)
+    return torch.arange(n, device=device) % k if k else None

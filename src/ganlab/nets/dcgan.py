@@ -5,14 +5,18 @@ stride-2 transposed conv to C channels + tanh. s0 = 7 for 28x28 images, 4 otherw
 D: the mirror image with stride-2 convs + LeakyReLU(0.2); no norm on the first layer (as in the paper); the
 norm of the other layers is selectable (`batch` as in the paper; `layer`/`none` for gradient penalties).
 Weights are initialised N(0, 0.02) (BN scale N(1, 0.02)), as in the paper.
+Class conditioning (num_classes > 0): G reads [z, one-hot y]; D reads one-hot label planes beside the image
+channels (`concat`) or adds the projection term <embed(y), features> to its logits (`projection`).
 """
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
-from .layers import norm_layer, spectral_normalize
+from .layers import (Projection, check_conditioning, label_maps, minibatch_layer, norm_layer, one_hot,
+                     spectral_normalize)
 
 SIZES = (28, 32, 64, 128)
 
@@ -36,15 +40,17 @@ def _init(m: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], z_dim: int = 100, ch: int = 64, norm: str = "batch"):
+    def __init__(self, shape: tuple[int, int, int], z_dim: int = 100, ch: int = 64, norm: str = "batch",
+                 num_classes: int = 0):
         super().__init__()
         c, size, width = shape[0], shape[1], shape[2]
         if size != width:
             raise ValueError(f"DCGAN needs square images, got {size}x{width}")
         s0, n = _geometry(size)
-        self.z_dim = z_dim
+        self.z_dim, self.num_classes = z_dim, num_classes
         chans = [ch * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 32x32, ch=64: [256, 128, 64]
-        layers = [nn.ConvTranspose2d(z_dim, chans[0], s0, 1, 0, bias=False), norm_layer(norm, chans[0]), nn.ReLU()]
+        layers = [nn.ConvTranspose2d(z_dim + num_classes, chans[0], s0, 1, 0, bias=False), norm_layer(norm, chans[0]),
+                  nn.ReLU()]
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), norm_layer(norm, b), nn.ReLU()]
         layers += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1), nn.Tanh()]
@@ -52,25 +58,43 @@ class Generator(nn.Module):
         self.apply(_init)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.num_classes:
+            z = torch.cat([z, one_hot(y, self.num_classes, z)], 1)  # (B, z_dim + K)
         return self.net(z[:, :, None, None])  # (B, z_dim) -> (B, C, H, W) in [-1, 1]
 
 
 class Discriminator(nn.Module):
     def __init__(self, shape: tuple[int, int, int], ch: int = 64, norm: str = "batch",
-                 spectral_norm: bool = False):
+                 spectral_norm: bool = False, minibatch: str = "none", num_classes: int = 0,
+                 conditioning: str = "concat"):
         super().__init__()
+        check_conditioning(conditioning)
         c, size = shape[0], shape[1]
         s0, n = _geometry(size)
+        self.num_classes = num_classes
+        self.concat = num_classes if conditioning == "concat" else 0
         chans = [ch * 2 ** i for i in range(n)]  # e.g. 32x32, ch=64: [64, 128, 256]
-        layers = [nn.Conv2d(c, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+        layers = [nn.Conv2d(c + self.concat, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.Conv2d(a, b, 4, 2, 1, bias=norm == "none"), norm_layer(norm, b), nn.LeakyReLU(0.2)]
         self.trunk = nn.Sequential(*layers)
-        self.head = nn.Conv2d(chans[-1], 1, s0, 1, 0)
+        self.features_dim = chans[-1] * s0 * s0
+        if minibatch == "discrimination":  # on the flattened features, then a linear head
+            layer, extra = minibatch_layer(minibatch, self.features_dim)
+            self.head = nn.Sequential(nn.Flatten(), layer, nn.Linear(self.features_dim + extra, 1))
+        else:  # none | std (one more channel); the paper's head: a conv over the whole s0 x s0 map
+            layer, extra = minibatch_layer(minibatch, chans[-1])
+            self.head = nn.Sequential(layer, nn.Conv2d(chans[-1] + extra, 1, s0, 1, 0))
+        self.projection = Projection(num_classes, self.features_dim) if num_classes and not self.concat else None
         self.apply(_init)
         if spectral_norm:
             spectral_normalize(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+        if self.concat:
+            x = torch.cat([x, label_maps(y, self.num_classes, x)], 1)  # (B, C + K, H, W)
         h = self.trunk(x)  # (B, C, H, W) -> (B, ch * 2^(n-1), s0, s0)
-        return {"logits": self.head(h).flatten(), "features": h.flatten(1)}  # (B,), (B, F)
+        logits = self.head(h).flatten()  # (B,)
+        if self.projection is not None:
+            logits = logits + self.projection(h.flatten(1), y)
+        return {"logits": logits, "features": h.flatten(1)}  # (B,), (B, F)

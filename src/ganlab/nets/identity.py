@@ -10,7 +10,7 @@ from torch import Tensor, nn
 class Generator(nn.Module):
     def __init__(self, shape: tuple[int, ...]):
         super().__init__()
-        self.shape, self.z_dim = tuple(shape), math.prod(shape)
+        self.shape, self.z_dim, self.num_classes = tuple(shape), math.prod(shape), 0
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return z.view(z.shape[0], *self.shape)  # (B, D) -> (B, *shape)
