@@ -88,6 +88,16 @@ def fixture_classifier(idx_root, metrics_cache):
     return classifier_path(idx_root), result
 
 
+@pytest.fixture(scope="session")
+def fashion_classifier(metrics_cache):
+    """`python train_classifier.py data=fashion_mnist` as shipped (real Fashion-MNIST, ~91% test accuracy),
+    saved into the tests' metrics cache where the metrics find it: trained once per test session."""
+    from ganlab.train_classifier import train_classifier
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return train_classifier(compose("classifier", overrides=["data=fashion_mnist"]))
+
+
 @pytest.fixture
 def no_credentials(tmp_path, monkeypatch):
     """A machine without W&B credentials, WANDB_MODE unset (so ganlab picks the mode), W&B's files in tmp_path."""

@@ -2,10 +2,8 @@
 import statistics
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from ganlab.train import CONF_DIR, train
-from ganlab.train_classifier import train_classifier
+from ganlab.train import train
 from ganlab.wasserstein import gaussian_w1
 
 from .conftest import make_cfg, read_metrics
@@ -28,13 +26,6 @@ def test_wgan_gp_covers_the_grid(tmp_path):
     metrics = train(make_cfg(tmp_path, "experiment=grid25_wgan_gp", "trainer.log_every_n_steps=100"))
     assert metrics["val/modes"] >= 20, metrics
     assert metrics["val/hq"] >= 0.70, metrics
-
-
-@pytest.fixture(scope="session")
-def fashion_classifier(metrics_cache):
-    """`python train_classifier.py data=fashion_mnist` as shipped, saved into the tests' metrics cache."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return train_classifier(compose("classifier", overrides=["data=fashion_mnist"]))
 
 
 @pytest.mark.slow

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 import torch
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from .config import ConfigError, build
 from .metrics.suite import Suite
+from .nets import fixed_labels
 from .sample import generate, load_generator
 from .train import CONF_DIR
 
@@ -37,7 +39,10 @@ def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0
         suite = Suite(datamodule, device, **options)
     except (FileNotFoundError, ValueError, TypeError) as e:
         raise ConfigError(f"metrics: {e}") from None
-    values = suite(generate(g.to(device), suite.n, seed, device=device))
+    # a generator conditioned on the data's classes (cGAN, AC-GAN) is scored on the classes it was asked for too
+    uses_labels = getattr(get_class(stored["config"]["model"]["_target_"]), "labels", None) == "all"
+    labels = fixed_labels(g, suite.n) if uses_labels else None
+    values = suite(generate(g.to(device), suite.n, seed, device=device), labels)
     return {"ckpt": str(path), "iteration": stored["iteration"], "n": suite.n, "features": suite.features_name,
             "metrics": values}
 

@@ -24,9 +24,10 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
     Image.fromarray(image).save(path)
 
 
-def save_grid(x: Tensor, path: str | Path) -> np.ndarray:
-    """A square-ish PNG grid of images (N, C, H, W) in [-1, 1]; returns the picture, uint8 (H', W', 3)."""
-    grid = make_grid(to_uint8(x).cpu(), nrow=math.ceil(math.sqrt(len(x))), padding=2)  # (3, H', W'): C=1 -> 3
+def save_grid(x: Tensor, path: str | Path, nrow: int | None = None) -> np.ndarray:
+    """A PNG grid of images (N, C, H, W) in [-1, 1], `nrow` images per row (default: square-ish); returns the
+    picture, uint8 (H', W', 3)."""
+    grid = make_grid(to_uint8(x).cpu(), nrow=nrow or math.ceil(math.sqrt(len(x))), padding=2)  # (3, H', W'): C=1 -> 3
     image = grid.permute(1, 2, 0).numpy()
     save_png(image, path)
     return image

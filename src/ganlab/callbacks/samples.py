@@ -19,7 +19,7 @@ from ..images import save_samples
 def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
     """points (M, D) on the CPU -> the critic's value D(x) (M,) on the CPU: eval mode, no gradients, on the
     module's device (the critic's training mode is restored after). A packing critic (model.pack = m) sees
-    m copies of each point."""
+    m copies of each point; the points go in pieces of 256, as a batch would."""
     d = pl_module.discriminator
 
     @torch.no_grad()
@@ -28,7 +28,10 @@ def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
         d.eval()
         try:
             x = points.to(pl_module.device, pl_module.dtype).repeat_interleave(pl_module.pack, 0)  # (M * m, D)
-            return pl_module.critic(x)["logits"].float().cpu()  # (M,)
+            # in training-batch-sized pieces: a critic that compares samples (minibatch discrimination) costs B^2
+            chunk = 256 * pl_module.pack
+            return torch.cat([pl_module.critic(x[i:i + chunk])["logits"].float().cpu()
+                              for i in range(0, len(x), chunk)])  # (M,)
         finally:
             d.train(was_training)
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
 
 from ..config import ConfigError
 from ..log import emit
+from ..nets import fixed_labels
 from .suite import Suite, check_options
 
 
@@ -30,13 +32,20 @@ class Metrics(L.Callback):
             for logger in trainer.loggers:
                 logger.log_hyperparams({"metrics/features": self.suite.features_name})
 
+    def requested(self, pl_module) -> Tensor | None:
+        """The classes pl_module.sample(n) asks for when G is conditioned on the data's classes (cGAN, AC-GAN;
+        not InfoGAN's unsupervised categories), else None."""
+        if getattr(pl_module, "labels", None) != "all":
+            return None
+        return fixed_labels(pl_module.ema.model if pl_module.ema is not None else pl_module.generator, self.suite.n)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not pl_module.at_iteration_end:
             return
         it = pl_module.iteration
         if (it % self.every == 0 or it >= pl_module.iterations) and trainer.is_global_zero:
             try:
-                values = self.suite(pl_module.sample(self.suite.n))
+                values = self.suite(pl_module.sample(self.suite.n), self.requested(pl_module))
             except Exception as e:  # a side channel: the run matters more than one evaluation of it
                 rank_zero_warn(f"metrics: the evaluation at iteration {it} failed ({type(e).__name__}: {e}); "
                                f"training goes on without it")

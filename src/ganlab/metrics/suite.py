@@ -8,6 +8,8 @@ training starts). Used by the training callback (metrics/callback.py) and by eva
   CPU); `is` when an Inception Score weights file is given; on labelled data, when the domain classifier
   exists, `classes` covered and `class_kl` (metrics/classes.py; on stacked data the classes are the 1,000
   triples). `features_name` says which network produced fid / kid: numbers of different networks never compare.
+  For a class-conditional generator (its labels given): `class_acc`, the fraction of samples the domain
+  classifier puts in the class they were asked for (AC-GAN's classification accuracy, Odena et al. 2017).
 """
 from __future__ import annotations
 
@@ -67,8 +69,9 @@ class Suite:
         self._real = None  # (n, F) float64, loaded or computed on first use
 
     @torch.no_grad()
-    def __call__(self, samples: Tensor) -> dict[str, float]:
-        """samples: (n, D) toy points or (n, C, H, W) images in [-1, 1] -> {metric: value}."""
+    def __call__(self, samples: Tensor, labels: Tensor | None = None) -> dict[str, float]:
+        """samples: (n, D) toy points or (n, C, H, W) images in [-1, 1], and the classes (n,) a conditional
+        generator was asked for -> {metric: value}."""
         if self.toy:
             return self._toy(samples)
         images = to_uint8(samples).to(self.device)  # (n, C, H, W) uint8
@@ -79,8 +82,11 @@ class Suite:
         if self.scorer is not None:
             out["is"] = self.scorer(images)
         if self.classifier is not None and self.dm.num_classes is not None:
-            cov = class_coverage(self.classifier.predict(images), self.dm.num_classes, self.min_count)
+            predicted = self.classifier.predict(images)  # (n,)
+            cov = class_coverage(predicted, self.dm.num_classes, self.min_count)
             out.update(classes=cov["covered"], class_kl=cov["kl"])
+            if labels is not None:
+                out["class_acc"] = (predicted.cpu() == labels.cpu()).float().mean().item()
         return out
 
     def _toy(self, samples: Tensor) -> dict[str, float]:
