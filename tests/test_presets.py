@@ -3,7 +3,9 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
+from ganlab.sample import generate, load_generator
 from ganlab.train import CONF_DIR, train
 
 from .conftest import make_cfg, read_metrics
@@ -28,15 +30,31 @@ def check_run(out: Path, iterations: int):
 
 
 def test_presets_are_all_here():
-    assert set(PRESETS) >= {"gan", "nsgan", "dcgan", "lsgan", "wgan", "wgan_gp", "sngan"}
+    assert set(PRESETS) >= {"gan", "nsgan", "dcgan", "lsgan", "wgan", "wgan_gp", "sngan", "cgan", "acgan", "infogan"}
+
+
+# Presets that cannot run on toy data (class labels, image-to-image nets) run on images only.
+IMAGES_ONLY = {"cgan", "acgan"}
+
+
+def runs(preset: str, data: str) -> bool:
+    return data == "images" or preset not in IMAGES_ONLY
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("data", ["toy", "images"])
-def test_preset_trains(tmp_path, idx_root, preset, data):
-    overrides = SMALL_TOY if data == "toy" else small_images(idx_root)
-    train(make_cfg(tmp_path, f"model={preset}", "iterations=2", *overrides))
-    check_run(tmp_path, 2)
+def test_preset_trains_resumes_and_samples(tmp_path, idx_root, preset, data):
+    if not runs(preset, data):
+        pytest.skip(f"{preset} needs labelled images")
+    overrides = [f"model={preset}", *(SMALL_TOY if data == "toy" else small_images(idx_root))]
+    train(make_cfg(tmp_path / "a", *overrides, "iterations=2"))
+    check_run(tmp_path / "a", 2)
+    train(make_cfg(tmp_path / "b", *overrides, "iterations=3", f"ckpt_path={tmp_path}/a/checkpoints/last.ckpt"))
+    assert [r["step"] for r in read_metrics(tmp_path / "b") if "train/d_loss" in r] == [3]  # went on from 2
+    g, run = load_generator(tmp_path / "b" / "checkpoints" / "last.ckpt")
+    assert run["iteration"] == 3
+    x = generate(g, 5)
+    assert x.shape[0] == 5 and torch.isfinite(x).all()
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -23,7 +23,8 @@ def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[torch.nn.Mo
     what the checkpoint says of its run: {"config": resolved config, "iteration": generator iterations}."""
     ckpt = read_checkpoint(ckpt_path, "ckpt")
     cfg = OmegaConf.create(ckpt["config"])
-    g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]))
+    classes = ckpt.get("generator_classes", 0)  # a conditional G (cGAN, AC-GAN, InfoGAN) is built with them
+    g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]), **({"num_classes": classes} if classes else {}))
     state = ckpt["state_dict"]
     prefix = "ema.model." if ema and any(k.startswith("ema.model.") for k in state) else "generator."
     g.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

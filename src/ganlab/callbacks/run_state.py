@@ -2,8 +2,8 @@
 
 - RNG states of Python, NumPy and torch (CPU and every CUDA device): Lightning does not save them.
   Stored as tensors and plain values so the file loads with torch.load(weights_only=True).
-- The run's resolved config and the data's sample shape, so sample.py / evaluate.py rebuild the nets from
-  the checkpoint alone.
+- The run's resolved config, the data's sample shape and the classes G is conditioned on (they depend on the
+  data), so sample.py / evaluate.py rebuild the generator from the checkpoint alone.
 """
 from __future__ import annotations
 
@@ -46,3 +46,4 @@ class RunState(L.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["config"] = self.config
         checkpoint["shape"] = list(trainer.datamodule.shape)
+        checkpoint["generator_classes"] = int(getattr(pl_module.generator, "num_classes", 0))  # G's labels: 0 = none

@@ -2,7 +2,7 @@
 row per value of the categorical code and a column per value of code j (evenly from -2 to 2 standard
 deviations), every other latent fixed: samples/traversal_c<j>_iter_NNNNNNN.png, every `every` iterations and
 at the end, and to the loggers that take images (`traversal_c<j>`). Without continuous codes: one grid, a row
-per category and a column per draw of z (`traversal_cat`). A grid that cannot be written costs a warning, never the run."""
+per category and a column per draw of z (`traversal_cat`). Images only (toy data: none). A grid that cannot be written costs a warning, never the run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,6 +29,8 @@ class Traversal(L.Callback):
         for code in range(pl_module.continuous) or [None]:
             name = f"traversal_c{code}" if code is not None else "traversal_cat"
             x = pl_module.traversal(code, self.values)  # (K * V, C, H, W)
+            if x.dim() != 4:  # toy points have no grid picture: their scatter plot (samples) shows the codes' effect
+                return
             try:
                 image = save_grid(x, self.dirpath / f"{name}_iter_{it:07d}.png", nrow=self.values)
             except OSError as e:
