@@ -8,9 +8,9 @@ import sys
 import warnings
 from io import BytesIO
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
@@ -18,8 +18,8 @@ from PIL import Image
 from ganlab.callbacks.samples import critic_of
 from ganlab.images import save_scatter
 from ganlab.loggers import has_wandb_credentials
-from ganlab.nets.mlp import Discriminator
-from ganlab.train import train
+from ganlab.config import build
+from ganlab.train import build_module, train
 
 from .conftest import make_cfg, read_metrics
 
@@ -149,11 +149,18 @@ def test_critic_heat_map_scatter(tmp_path):
     assert np.array_equal(line, png(tmp_path / "line.png"))
 
 
-def test_critic_is_evaluated_in_eval_mode_without_gradients():
-    d = Discriminator((2,), hidden=8, depth=1, norm="layer")
+@pytest.mark.parametrize("pack", [1, 2])
+def test_critic_is_evaluated_in_eval_mode_without_gradients(tmp_path, pack):
+    cfg = make_cfg(tmp_path, "data=ring8", "model=gan", "net=mlp", f"model.pack={pack}")
+    module = build_module(cfg, build(cfg.data, "data", seed=0))
+    d = module.discriminator
     seen = []
     d.register_forward_hook(lambda m, i, o: seen.append(m.training))
-    module = SimpleNamespace(discriminator=d, device=torch.device("cpu"), dtype=torch.float32)
-    values = critic_of(module)(torch.zeros(5, 2))
+    points = torch.randn(5, 2)  # (M, 2)
+    values = critic_of(module)(points)  # (M,)
     assert values.shape == (5,) and not values.requires_grad
     assert seen == [False] and d.training  # eval for the plot, training mode restored
+    d.eval()
+    with torch.no_grad():  # a packing critic sees m copies of each point side by side
+        expected = d(points.repeat_interleave(pack, 0).reshape(5, 2 * pack))["logits"]  # (M,)
+    assert torch.allclose(values, expected)
