@@ -143,6 +143,9 @@ class GANModule(L.LightningModule):
     #: e.g. cGAN, AC-GAN; the module is built with num_classes=K) or "subset" (a labelled subset of the data,
     #: data.labelled, semi-supervised GAN). train.py refuses data that cannot give them, before training.
     labels: str | None = None
+    #: True for image-to-image models (CycleGAN): batches are (A images, B images) and G draws nothing from
+    #: noise, so sample.py / evaluate.py have nothing to sample from its checkpoint.
+    translates = False
 
     @classmethod
     def net_classes(cls, model_cfg: Mapping, data_classes: int | None) -> tuple[int, int]:
@@ -242,6 +245,10 @@ class GANModule(L.LightningModule):
                            f"the last: {bad})", iteration, self.d_steps)
         return False
 
+    def after_critic_step(self) -> None:
+        """Called after each critic step that was taken (not after a skipped non-finite one); a variant with
+        state that follows the critic (BEGAN's k_t) updates it here."""
+
     def training_step(self, batch, batch_idx: int) -> None:
         real, y = batch  # (B, *shape), (B,) or None
         opt_g, opt_d = self._optimizers()
@@ -250,6 +257,7 @@ class GANModule(L.LightningModule):
         if self._step(opt_d, loss, self.discriminator, logs, "critic", self.iteration + 1):
             for reg in self.regularizers.values():
                 reg.after_step(self.discriminator)
+            self.after_critic_step()
         self.d_steps += 1
 
         if self.trains_g and self.at_iteration_end:
