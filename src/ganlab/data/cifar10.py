@@ -49,18 +49,23 @@ class Cifar10(TensorImages):
     num_classes = 10
 
     def __init__(self, root: str, batch_size: int = 64, size: int = 32, split: str = "train",
-                 download: bool = False, seed: int = 0):
-        super().__init__(size, 3, batch_size, seed)
+                 download: bool = False, seed: int = 0, labelled: int | None = None):
+        super().__init__(size, 3, batch_size, seed, labelled)
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.root, self.split, self.download = Path(root).expanduser(), split, bool(download)
-        names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-        self.files = [self.root / "cifar-10-batches-py" / n for n in names]
+        self.files = self.split_files(split)
         if not download:
             self.check()  # fail at construction, before any training, when the files are missing
+            if labelled is not None:
+                self.setup()  # and when data.labelled is more than a class has
 
-    def check(self) -> None:
-        missing = [str(f) for f in self.files if not f.is_file()]
+    def split_files(self, split: str) -> list[Path]:
+        names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        return [self.root / "cifar-10-batches-py" / n for n in names]
+
+    def check(self, files: list[Path] | None = None) -> None:
+        missing = [str(f) for f in files or self.files if not f.is_file()]
         if missing:
             raise FileNotFoundError(f"missing data file {missing[0]}. Unpack cifar-10-python.tar.gz (the 'CIFAR-10 "
                                     f"python version' of the dataset's home page) so that data.root holds "
@@ -72,9 +77,10 @@ class Cifar10(TensorImages):
         if self.download:
             fetch_if_missing(self.check, "CIFAR10", self.root)
 
-    def load(self):
+    def load(self, split=None):
         self.prepare_data()
-        self.check()
-        parts = [read_cifar_batch(f) for f in self.files]
+        files = self.files if split in (None, self.split) else self.split_files(split)
+        self.check(files)
+        parts = [read_cifar_batch(f) for f in files]
         return (torch.from_numpy(np.concatenate([p[0] for p in parts])),
                 torch.from_numpy(np.concatenate([p[1] for p in parts])))

@@ -51,8 +51,9 @@ class IdxImages(TensorImages):
     num_classes = 10
 
     def __init__(self, root: str, batch_size: int = 64, size: int = 32, split: str = "train",
-                 hint: str = "", source: str | None = None, download: bool = False, seed: int = 0):
-        super().__init__(size, 1, batch_size, seed)
+                 hint: str = "", source: str | None = None, download: bool = False, seed: int = 0,
+                 labelled: int | None = None):
+        super().__init__(size, 1, batch_size, seed, labelled)
         if split not in ("train", "t10k"):
             raise ValueError(f"split must be 'train' or 't10k', got {split!r}")
         if download and source not in ("MNIST", "FashionMNIST"):
@@ -62,12 +63,15 @@ class IdxImages(TensorImages):
         self.source, self.download = source, bool(download)
         if not download:
             self.files()  # fail at construction, before any training, when the files are missing
+            if labelled is not None:
+                self.setup()  # and when data.labelled is more than a class has
 
-    def files(self) -> list[Path]:
-        """The split's images and labels files."""
+    def files(self, split: str | None = None) -> list[Path]:
+        """The images and labels files of `split` (None: this set's own split)."""
+        split = split or self.split
         folders = [self.root] + ([self.root / self.source / "raw"] if self.source else [])
         try:
-            return [find_idx(folders, f"{self.split}-{kind}-idx{d}-ubyte")
+            return [find_idx(folders, f"{split}-{kind}-idx{d}-ubyte")
                     for kind, d in (("images", 3), ("labels", 1))]
         except FileNotFoundError as e:
             fix = " Or set data.download=true to fetch them with torchvision." if self.source else ""
@@ -79,7 +83,7 @@ class IdxImages(TensorImages):
         if self.download:
             fetch_if_missing(self.files, self.source, self.root)
 
-    def load(self):
+    def load(self, split=None):
         self.prepare_data()
-        images, labels = (torch.from_numpy(read_idx(f).copy()) for f in self.files())
+        images, labels = (torch.from_numpy(read_idx(f).copy()) for f in self.files(split))
         return images[:, None], labels  # (N, 1, 28, 28), (N,)

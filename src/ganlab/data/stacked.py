@@ -14,7 +14,12 @@ from .idx import IdxImages
 
 class Stacked(IdxImages):
     num_classes = 1000  # class triples
-    def __init__(self, *args, **kwargs):
+    labelled_subset = None  # no data.labelled: a sample is three images drawn anew each batch, no fixed images to label
+
+    def __init__(self, *args, labelled: int | None = None, **kwargs):
+        if labelled is not None:
+            raise ValueError(f"data.labelled={labelled}: stacked data has no fixed images whose labels could be kept "
+                             f"(each sample is three images drawn anew); use fashion_mnist, mnist or cifar10")
         super().__init__(*args, **kwargs)
         self.shape = (3, self.size, self.size)
 
