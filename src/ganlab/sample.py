@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from .checkpoint_io import read_checkpoint
@@ -23,6 +24,10 @@ def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[torch.nn.Mo
     what the checkpoint says of its run: {"config": resolved config, "iteration": generator iterations}."""
     ckpt = read_checkpoint(ckpt_path, "ckpt")
     cfg = OmegaConf.create(ckpt["config"])
+    if get_class(cfg.model._target_).translates:
+        raise ConfigError(f"ckpt: {ckpt_path} holds an image translator (model=cyclegan: G_ab, G_ba) that draws nothing "
+                          f"from noise, so there is nothing to sample or score here; its translations are the run's "
+                          f"samples/iter_*.png (A->B) and samples/translations_iter_*.png, val/fid and val/cycle its metrics")
     classes = ckpt.get("generator_classes", 0)  # a conditional G (cGAN, AC-GAN, InfoGAN) is built with them
     g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]), **({"num_classes": classes} if classes else {}))
     state = ckpt["state_dict"]
