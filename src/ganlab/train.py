@@ -36,9 +36,14 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     if module_cls.labels == "all" and labelled is not None:
         raise ConfigError(f"model={variant} needs the label of every image, but data.labelled={labelled} keeps only "
                           f"some: remove data.labelled (it is for model=sgan)")
-    if module_cls.labels == "subset" and not hasattr(datamodule, "labelled_subset"):
+    if module_cls.labels == "subset" and getattr(datamodule, "labelled_subset", None) is None:
         raise ConfigError(f"model={variant} needs a labelled subset of an on-device image set (data.labelled=N); "
                           f"data={type(datamodule).__name__} cannot give one: use fashion_mnist, mnist or cifar10")
+    if hasattr(datamodule, "held_out") != module_cls.translates:
+        raise ConfigError(f"data={type(datamodule).__name__} holds two image domains (batches of A and B images): train "
+                          f"it with model=cyclegan" if not module_cls.translates else
+                          f"model={variant} translates between two image domains: use data=unpaired (folders A/B) "
+                          f"or data=sneaker2boot")
     g_classes, d_classes = module_cls.net_classes(cfg.model, data_classes)
     pack = int(cfg.model.get("pack", 1))
     if pack > 1 and d_classes:

@@ -190,6 +190,9 @@ def test_cyclegan_refuses_noise_nets_and_one_domain_data(tmp_path, idx_root):
     with pytest.raises(ConfigError, match="data=unpaired"):  # the preset picks the nets, not the data
         train(make_cfg(tmp_path, "model=cyclegan", "data=fashion_mnist", f"data.root={idx_root}", *SMALL_NETS,
                        "iterations=1"))
+    with pytest.raises(ConfigError, match="holds two image domains .* train it with model=cyclegan"):
+        train(make_cfg(tmp_path, "model=dcgan", "data=sneaker2boot", f"data.root={idx_root}", "iterations=1"))
+    assert not (tmp_path / "checkpoints").exists()  # refused before anything was written
 
 
 def test_cyclegan_trains_on_a_folder_tree(tmp_path, tree):
