@@ -10,10 +10,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from ..images import save_samples
+from .publish import Publisher
 
 
 def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
@@ -41,7 +41,7 @@ def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
 class SampleGrid(L.Callback):
     def __init__(self, dirpath: str, every: int = 500, n: int = 64):
         self.dirpath, self.every, self.n = Path(dirpath), int(every), int(n)
-        self.failures: set[tuple[str, int | None]] = set()  # (exception type, errno) already warned about
+        self.publish = Publisher("samples")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
@@ -51,16 +51,6 @@ class SampleGrid(L.Callback):
             x = pl_module.sample(self.n)  # (n, C, H, W) images or (n, D) toy points
             toy = x.dim() == 2
             real = trainer.datamodule.real(max(self.n, 1000)) if toy else None
-            path = self.dirpath / f"iter_{it:07d}.png"
-            try:
-                image = save_samples(x, path, real, critic_of(pl_module) if toy else None)  # (H, W, 3) uint8
-            except OSError as e:
-                kind = (type(e).__name__, e.errno)
-                if kind not in self.failures:
-                    self.failures.add(kind)
-                    rank_zero_warn(f"samples: cannot write {path} ({type(e).__name__}: {e}); training goes on "
-                                   f"(this warning is not repeated for the same failure)")
-                return
-            for logger in trainer.loggers:
-                if hasattr(logger, "log_image"):  # ganlab.loggers.Guarded (W&B, TensorBoard); CSV has none
-                    logger.log_image("samples", [image], step=it)
+            critic = critic_of(pl_module) if toy else None
+            self.publish(trainer, "samples", it, self.dirpath / f"iter_{it:07d}.png",
+                         lambda path: save_samples(x, path, real, critic))  # (H, W, 3) uint8

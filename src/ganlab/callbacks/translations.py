@@ -15,10 +15,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 
 from ..images import save_grid
 from ..log import emit
+from .publish import Publisher
 
 
 class Translations(L.Callback):
@@ -26,7 +26,7 @@ class Translations(L.Callback):
         if every < 1 or n < 1 or cycle_n < 1:
             raise ValueError(f"callbacks.translations.every, n and cycle_n must be >= 1, got {every}, {n}, {cycle_n}")
         self.dirpath, self.every, self.n, self.cycle_n = Path(dirpath), int(every), int(n), int(cycle_n)
-        self.warned = False
+        self.publish = Publisher("translations")
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -46,14 +46,6 @@ class Translations(L.Callback):
         errors["val/cycle"] = 0.5 * (errors["val/cycle_a"] + errors["val/cycle_b"])
         emit(trainer, it, errors)
         columns = min(len(r) for r in rows)  # a domain with fewer than n held-out images
-        try:
-            image = save_grid(torch.cat([r[:columns] for r in rows]), self.dirpath / f"translations_iter_{it:07d}.png",
-                              nrow=columns)
-        except OSError as e:
-            if not self.warned:
-                self.warned = True
-                rank_zero_warn(f"translations: cannot write into {self.dirpath} ({e}); training goes on")
-            return
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):
-                logger.log_image("translations", [image], step=it)
+        grid = torch.cat([r[:columns] for r in rows])  # (6 * columns, C, H, W)
+        self.publish(trainer, "translations", it, self.dirpath / f"translations_iter_{it:07d}.png",
+                     lambda path: save_grid(grid, path, nrow=columns))

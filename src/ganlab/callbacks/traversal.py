@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
 
 from ..images import save_grid
+from .publish import Publisher
 
 
 class Traversal(L.Callback):
@@ -18,7 +18,7 @@ class Traversal(L.Callback):
         if values < 2:
             raise ValueError(f"callbacks.traversal.values must be >= 2 (columns of the grid), got {values}")
         self.dirpath, self.every, self.values = Path(dirpath), int(every), int(values)
-        self.warned = False
+        self.publish = Publisher("traversal")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
@@ -31,13 +31,5 @@ class Traversal(L.Callback):
             x = pl_module.traversal(code, self.values)  # (K * V, C, H, W)
             if x.dim() != 4:  # toy points have no grid picture: their scatter plot (samples) shows the codes' effect
                 return
-            try:
-                image = save_grid(x, self.dirpath / f"{name}_iter_{it:07d}.png", nrow=self.values)
-            except OSError as e:
-                if not self.warned:
-                    self.warned = True
-                    rank_zero_warn(f"traversal: cannot write into {self.dirpath} ({e}); training goes on")
-                return
-            for logger in trainer.loggers:
-                if hasattr(logger, "log_image"):
-                    logger.log_image(name, [image], step=it)
+            self.publish(trainer, name, it, self.dirpath / f"{name}_iter_{it:07d}.png",
+                         lambda path: save_grid(x, path, nrow=self.values))

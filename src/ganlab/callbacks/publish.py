@@ -1,0 +1,33 @@
+"""One way for callbacks to put a picture out: draw it into the run folder, then hand the same picture to each
+logger that takes images (W&B, TensorBoard; not CSV) at step = iteration. A picture that cannot be written (disk
+full, a read-only folder) costs a warning, once per kind of failure, never the run."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
+
+
+class Publisher:
+    def __init__(self, who: str):
+        self.who = who  # the callback's name, first word of its warnings
+        self.failures: set[tuple[str, int | None]] = set()  # (exception type, errno) already warned about
+
+    def __call__(self, trainer, name: str, it: int, path: Path, draw: Callable[[Path], np.ndarray]) -> bool:
+        """draw(path) writes the picture and returns it, uint8 (H, W, 3); the loggers get it as `name`.
+        False when it could not be written."""
+        try:
+            image = draw(path)
+        except OSError as e:
+            kind = (type(e).__name__, e.errno)
+            if kind not in self.failures:
+                self.failures.add(kind)
+                rank_zero_warn(f"{self.who}: cannot write {path} ({type(e).__name__}: {e}); training goes on "
+                               f"(this warning is not repeated for the same failure)")
+            return False
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):  # ganlab.loggers.Guarded (W&B, TensorBoard); CSV has none
+                logger.log_image(name, [image], step=it)
+        return True
