@@ -9,13 +9,16 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import get_class
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from .callbacks.run_state import RunState
 from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
 from .divergence import Diverged
+from .sweep import FAILED_OBJECTIVE, check_objective, objective, write_error, write_status
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -91,12 +94,55 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Train one run and record how it ended in <run_dir>/status.json (sweep.py); return the final value of
+    `optimized_metric` for a sweeper (None when the run did not complete or names none).
+
+    A single run that fails prints one `ganlab: ...` line and exits non-zero (an unexpected error: its
+    traceback). In a multirun a failed job only records its status and error.txt and returns, so the sweep goes
+    on; SweepReport sums the jobs up at the end and exits 1 if any failed. A signal stops the run with its
+    checkpoint and the whole process (128 + the signal's number), in a multirun too: Ctrl-C means stop."""
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    run_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
+    record = rank_zero_only.rank == 0  # DDP / multi-node: one status per run
+    if multirun and record and not any(arg.startswith("hydra.sweep.dir=") for arg in sys.argv[1:]):
+        # Lightning starts a DDP job's other ranks by re-running this command line, `-m` too: they replay the sweep
+        # in step with this process, and must find its folder, whose default name holds the time they start at
+        sweep_dir = Path(run_dir).parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
+        sys.argv.append(f'hydra.sweep.dir="{sweep_dir}"')
+    metrics: dict[str, float] = {}
     try:
+        check_objective(cfg)
         metrics = train(cfg)
-    except ConfigError as e:  # one clear line, no stack trace, before training started
-        sys.exit(f"ganlab: config error: {e}")
-    except Diverged as e:  # NaN/inf: where, the fix, the last good checkpoint (divergence.py); no stack trace
-        sys.exit(f"ganlab: diverged: {e}")
-    if "interrupted" in metrics:  # stopped by a signal, checkpoint written (callbacks/interrupt.py): 128 + signum
-        sys.exit(128 + int(metrics["interrupted"]))
+        if "interrupted" in metrics:  # stopped by a signal, checkpoint written (callbacks/interrupt.py): 128 + signum
+            if record:
+                write_status(run_dir, "interrupted", f"stopped by signal {int(metrics['interrupted'])}; resume with "
+                             f"ckpt_path={Path(cfg.out_dir) / 'checkpoints' / 'last.ckpt'}", metrics, overrides)
+            sys.exit(128 + int(metrics["interrupted"]))
+        value = objective(cfg, metrics) if record else None  # val/* metrics are computed on rank zero only
+    except Exception as e:
+        # ConfigError: one clear line, no stack trace, before training started. Diverged: NaN/inf, where, the
+        # fix, the last good checkpoint (divergence.py), no stack trace. Anything else is a bug or a broken
+        # environment: a single run shows its traceback.
+        status = "config_error" if isinstance(e, ConfigError) else "diverged" if isinstance(e, Diverged) else "failed"
+        _finish_wandb(exit_code=1)  # a run that failed before Lightning's teardown must not stay open
+        if record:
+            write_error(run_dir, e)
+            line = (str(e) if status != "failed" else f"{type(e).__name__}: {e}").strip().splitlines()
+            write_status(run_dir, status, line[0] if line else type(e).__name__, metrics, overrides)
+        if multirun:
+            return FAILED_OBJECTIVE  # the sweep goes on; SweepReport reports this job at its end
+        if status == "failed":
+            raise
+        sys.exit(f"ganlab: {'config error' if status == 'config_error' else 'diverged'}: {e}")
+    if record:
+        write_status(run_dir, "completed", None, metrics, overrides)
+    return value
+
+
+def _finish_wandb(exit_code: int) -> None:
+    """Close a W&B run left open (W&B keeps one per process; the next multirun job must start its own)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)

@@ -1,0 +1,151 @@
+"""What a run leaves for the scripts that sweep it: its status, its objective, and the sweep's summary.
+
+Every run of `python train.py` (single or one job of `-m`) writes `<run_dir>/status.json` atomically, where
+<run_dir> is Hydra's output folder of the job (the one holding `.hydra/`):
+
+    {"status": "completed" | "failed" | "diverged" | "config_error" | "interrupted",
+     "error": "<one line>" or null,
+     "metrics": {"train/d_loss": 0.69, ...},     # the final value of every logged metric, as floats
+     "overrides": ["loss=ns", "seed=1"]}         # the job's command-line overrides
+
+and, for failed, diverged and config_error runs, the traceback in `<run_dir>/error.txt`.
+
+`optimized_metric` (root config) names the metric a sweeper optimizes: `train.main` returns its final value.
+`check_objective` refuses, before training, a name no run of this config can log; a completed run that still
+lacks it (a metric evaluation that failed) is a config_error. A run that did not complete returns None: Optuna's
+sweeper (hydra-optuna-sweeper 1.3.0) records a value that is no float as a failed trial, which never becomes the
+best, and the study goes on (NaN would crash it: the plugin then tells optuna a failed trial *with* a value).
+If every trial fails there is no best trial and the sweeper itself stops with optuna's error.
+
+`SweepReport`, a Hydra callback (`hydra.callbacks` in conf/train.yaml), runs once at the end of a multirun in
+the process that launched it (also with the submitit launchers, whose jobs run elsewhere). It reads every job
+folder under the sweep folder, writes `<sweep_dir>/sweep.json` (each job: number, folder, overrides, status,
+error; a job that left no status.json, e.g. killed or out of memory, is `failed`), prints one line per failed
+job, and exits with status 1 if any job did not complete, so scripts notice. Left to Hydra 1.3, a job's
+exception is kept until its launcher batch has run (with the basic sweeper: the whole grid), then re-raised:
+exit status 1 with that one traceback, no word on the other jobs, later batches never launched (Optuna's
+sweeper, at its default max_failure_rate=0, re-raises after its batch too); and a job's sys.exit ends the whole
+sweep at once. So a failed job returns normally (train.main) and this callback reports it.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from hydra.utils import get_class
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoint_io import write_atomically
+from .config import ConfigError
+
+STATUSES = ("completed", "failed", "diverged", "config_error", "interrupted")
+
+# The sample-quality metrics of metrics/suite.py, by the kind of data that gets them. Losses (train/*) and a
+# variant's own val/* metrics (SGAN's val/accuracy, CycleGAN's val/cycle) depend on the model: those names are
+# checked when the run ends.
+TOY_METRICS = ("val/w1", "val/modes", "val/hq")  # modes, hq: mixtures only
+IMAGE_METRICS = ("val/fid", "val/kid", "val/is", "val/classes", "val/class_kl", "val/class_acc")
+
+
+def write_status(run_dir: str | Path, status: str, error: str | None = None,
+                 metrics: Mapping[str, float] | None = None, overrides: Sequence[str] = ()) -> Path:
+    """`<run_dir>/status.json`, replaced whole (never half-written)."""
+    assert status in STATUSES, status
+    record = {"status": status, "error": error, "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+              "overrides": list(overrides)}
+    text = json.dumps(record, indent=2, allow_nan=True) + "\n"
+    return write_atomically(Path(run_dir) / "status.json", lambda tmp: tmp.write_text(text))
+
+
+def write_error(run_dir: str | Path, error: BaseException) -> Path:
+    """The traceback of a run that did not complete: `<run_dir>/error.txt`."""
+    text = "".join(traceback.format_exception(error))
+    return write_atomically(Path(run_dir) / "error.txt", lambda tmp: tmp.write_text(text))
+
+
+def check_objective(cfg: DictConfig) -> None:
+    """`optimized_metric` must be a metric this config's run can log: a sample-quality metric needs the metrics
+    callback on and the kind of data it is computed for."""
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return
+    if not isinstance(name, str) or not name.startswith(("train/", "val/")):
+        raise ConfigError(f"optimized_metric={name!r} is not a metric name: use one as logged in csv/metrics.csv, "
+                          f"e.g. optimized_metric=val/w1 (toy data) or optimized_metric=val/fid (images)")
+    if name not in TOY_METRICS + IMAGE_METRICS:
+        return
+    if not (cfg.get("metrics") and "_target_" in cfg.metrics):
+        raise ConfigError(f"optimized_metric={name} is a sample-quality metric, but metrics=none computes none: "
+                          f"remove metrics=none (metrics.every=N sets how often it is computed)")
+    from .data.toy import Mixture, Toy  # the data's class decides which metrics the suite computes
+
+    try:
+        data_cls = get_class(cfg.data._target_)
+    except (ImportError, ValueError) as e:
+        raise ConfigError(f"data._target_: {e}") from None
+    toy = issubclass(data_cls, Toy)
+    if toy and name in IMAGE_METRICS:
+        raise ConfigError(f"optimized_metric={name} is an image metric, but data={data_cls.__name__} is toy data: "
+                          f"use optimized_metric=val/w1")
+    if not toy and name in TOY_METRICS:
+        raise ConfigError(f"optimized_metric={name} is a toy-data metric, but data={data_cls.__name__} holds "
+                          f"images: use optimized_metric=val/fid")
+    if name != "val/w1" and toy and not issubclass(data_cls, Mixture):
+        raise ConfigError(f"optimized_metric={name} counts the modes of a mixture, but data={data_cls.__name__} "
+                          f"has none: use optimized_metric=val/w1, or data=grid25 / data=ring8")
+
+
+def objective(cfg: DictConfig, metrics: Mapping[str, float]) -> float | None:
+    """The final value of `optimized_metric` (None when unset)."""
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric={name}: the run never logged it (it logged "
+                          f"{', '.join(sorted(metrics))}): pick one of those")
+    return float(metrics[name])
+
+
+FAILED_OBJECTIVE = None  # what a run that did not complete returns to the sweeper: Optuna marks it failed
+
+
+def _job(folder: Path) -> dict[str, Any]:
+    hydra_cfg = OmegaConf.load(folder / ".hydra" / "hydra.yaml")
+    status_file = folder / "status.json"
+    if status_file.is_file():
+        status = json.loads(status_file.read_text())
+    else:
+        status = {"status": "failed", "error": "no status.json: the job died before it finished (killed, out of "
+                                               "memory, or the launcher failed); see its log",
+                  "overrides": list(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))}
+    return {"num": int(hydra_cfg.hydra.job.num), "dir": str(folder), "overrides": status["overrides"],
+            "status": status["status"], "error": status["error"]}
+
+
+class SweepReport(Callback):
+    """At the end of a multirun: `<sweep_dir>/sweep.json`, a line per failed job, exit status 1 if any."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if rank_zero_only.rank != 0:  # a DDP rank that Lightning started by re-running this command line, `-m` too
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = sorted((_job(hydra_dir.parent.parent) for hydra_dir in sweep_dir.glob("**/.hydra/hydra.yaml")),
+                      key=lambda job: job["num"])
+        failed = [job for job in jobs if job["status"] != "completed"]
+        report = {"sweep_dir": str(sweep_dir), "jobs": jobs, "completed": len(jobs) - len(failed),
+                  "failed": len(failed)}
+        path = write_atomically(sweep_dir / "sweep.json",
+                                lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
+        shared = set.intersection(*(set(job["overrides"]) for job in jobs)) if len(jobs) > 1 else set()
+        for job in failed:  # named by the overrides that tell it from the other jobs
+            own = " ".join(o for o in job["overrides"] if o not in shared)
+            print(f"ganlab: job {job['num']} ({own}) {job['status']}: {job['error']}", file=sys.stderr)
+        if failed:
+            sys.exit(f"ganlab: sweep: {len(failed)} of {len(jobs)} jobs did not complete; see {path}")
+        print(f"ganlab: sweep: all {len(jobs)} jobs completed; see {path}", file=sys.stderr)
