@@ -54,8 +54,11 @@ def test_idx_batches_are_a_function_of_the_step_and_cover_each_epoch(idx_root):
     again.setup()
     assert torch.equal(again.batch(5, torch.Generator(), 0, 1)[1], epoch[5])  # reproducible by index
     assert not torch.equal(dm.batch(8, g, 0, 1)[1], epoch[0])  # next epoch: new order
-    r0, r1 = dm.batch(0, g, 0, 2)[1], dm.batch(0, g, 1, 2)[1]
-    assert not torch.equal(r0, r1)  # ranks see different shards
+    half = IdxImages(root=str(idx_root), batch_size=16, size=28)
+    half.setup()
+    for k in (0, 9):  # 2 ranks with batch 16: blocks of the 1-rank batch of 32, in this epoch and the next
+        blocks = [half.batch(k, g, r, 2)[0] for r in (0, 1)]
+        assert torch.equal(torch.cat(blocks), dm.batch(k, g, 0, 1)[0])
 
 
 def test_missing_idx_files_name_the_path_and_the_fix(tmp_path):
@@ -78,7 +81,8 @@ def test_toy_batches_depend_on_index_and_rank_only():
     g = torch.Generator()
     a, b = dm.batch(7, g, 0, 1)[0], dm.batch(7, torch.Generator(), 0, 1)[0]
     assert torch.equal(a, b) and not torch.equal(a, dm.batch(8, g, 0, 1)[0])
-    assert not torch.equal(dm.batch(7, g, 0, 2)[0], dm.batch(7, g, 1, 2)[0])
+    blocks = [Grid(batch_size=32, seed=3).batch(7, g, r, 2)[0] for r in (0, 1)]  # 2 ranks with batch 32
+    assert torch.equal(torch.cat(blocks), a) and not torch.equal(*blocks)  # = the 1-rank batch of 64, split
 
 
 def test_gauss1d_and_swissroll():

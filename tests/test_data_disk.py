@@ -6,12 +6,10 @@ import shutil
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torchvision.datasets
 from omegaconf.errors import MissingMandatoryValue
-from PIL import Image
 
 from ganlab.config import ConfigError
 from ganlab.data.celeba import CelebA
@@ -21,51 +19,7 @@ from ganlab.data.idx import IdxImages, read_idx
 from ganlab.data.stream import BatchIndices
 from ganlab.train import train
 
-from .conftest import make_cfg, read_metrics, write_idx
-
-PARTS = [0] * 24 + [1] * 8 + [2] * 8  # list_eval_partition of the 40 fixture images: 24 train, 8 valid, 8 test
-
-
-def write_celeba(folder: Path) -> list[str]:
-    """40 aligned-CelebA-like JPEGs (178x218): noise, white bands on the 20 rows above and below the centre
-    178x178 square (the crop must remove them), a grey square whose brightness grows with the index."""
-    rng = np.random.default_rng(0)
-    (folder / "img_align_celeba").mkdir(parents=True)
-    names = [f"{i:06d}.jpg" for i in range(1, len(PARTS) + 1)]
-    for i, name in enumerate(names):
-        a = rng.integers(0, 60, size=(218, 178, 3), dtype=np.uint8)  # (H, W, C)
-        a[:20], a[-20:] = 255, 255
-        a[69:149, 49:129] = 100 + 3 * i
-        Image.fromarray(a).save(folder / "img_align_celeba" / name, quality=95)
-    (folder / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, PARTS)))
-    return names
-
-
-@pytest.fixture(scope="session")
-def celeba_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("celeba")
-    write_celeba(root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def folder_root(tmp_path_factory) -> Path:
-    """Two classes of different formats and sizes: cats/ red PNGs, dogs/ blue JPEGs (one nested deeper);
-    beside them files that are not images, a hidden folder and an empty folder, which are not classes."""
-    root = tmp_path_factory.mktemp("folder")
-    sizes = [(40, 30), (50, 50), (30, 60), (64, 48), (33, 33), (80, 40)]  # (W, H)
-    for cls, channel, ext in (("cats", 0, "png"), ("dogs", 2, "jpg")):
-        for i, (w, h) in enumerate(sizes):
-            a = np.full((h, w, 3), 30, np.uint8)
-            a[..., channel] = 220
-            path = root / cls / ("puppies" if i == 5 and cls == "dogs" else "") / f"{i}.{ext}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(a).save(path)
-    (root / "cats" / "notes.txt").write_text("not an image")
-    (root / ".thumbnails").mkdir()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / ".thumbnails" / "x.png")
-    (root / "empty").mkdir()
-    return root
+from .conftest import PARTS, make_cfg, read_metrics, write_celeba, write_idx
 
 
 def test_celeba_splits_crop_and_range(celeba_root):
@@ -135,8 +89,8 @@ def test_batch_indices_cover_each_epoch_and_shard_ranks():
     epoch = list(islice(BatchIndices(24, 8, seed=0), 3))  # 3 batches of 8 = one epoch of 24
     assert sorted(sum(epoch, [])) == list(range(24))
     assert list(islice(BatchIndices(24, 8, seed=0, start=3), 3)) != epoch  # the next epoch: a new order
-    r0, r1 = (next(iter(BatchIndices(24, 4, seed=0, rank=r, world=2))) for r in (0, 1))
-    assert not set(r0) & set(r1)  # ranks see disjoint shards of the same permutation
+    ranks = [list(islice(BatchIndices(24, 4, seed=0, rank=r, world=2), 3)) for r in (0, 1)]
+    assert [a + b for a, b in zip(*ranks)] == epoch  # batch k of 2 ranks with 4 = the 1-rank batch of 8, split
     with pytest.raises(ValueError, match="data.batch_size=32 is larger than the 24 images"):
         BatchIndices(24, 32, seed=0)
 

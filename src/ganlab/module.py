@@ -28,6 +28,7 @@ from .ema import EMA
 from .log import emit
 from .losses import Loss
 from .nets import fixed_labels
+from .ranks import Ranks
 from .regularizers import Regularizer
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # a partial taking the parameters
@@ -95,8 +96,17 @@ class GANModule(L.LightningModule):
         self.skipped, self.skipped_in_a_row = skips["skipped"], dict(skips["in_a_row"])
 
     # ---- sampling ---------------------------------------------------------------------------------------
+    @property
+    def ranks(self) -> Ranks:
+        """This process's place among the DDP ranks: training draws are blocks of global draws (ranks.py)."""
+        t = self._trainer
+        return Ranks(t.global_rank, t.world_size) if t is not None else Ranks()
+
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.generator.z_dim, device=self.device, generator=generator)  # (n, z_dim)
+        """n latents (n, z_dim): this rank's block of a global training draw, or from `generator` (fixed samples)."""
+        if generator is None:
+            return self.ranks.randn(n, self.generator.z_dim, device=self.device)
+        return torch.randn(n, self.generator.z_dim, device=self.device, generator=generator)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 1024) -> Tensor:
@@ -135,7 +145,7 @@ class GANModule(L.LightningModule):
     def perturb(self, x: Tensor) -> Tensor:
         """Every critic input passes the regularizers' perturbations (instance noise)."""
         for reg in self.regularizers.values():
-            x = reg.perturb(x, self.d_steps)
+            x = reg.perturb(x, self.d_steps, self.ranks)
         return x
 
     # ---- the hooks variants override --------------------------------------------------------------------
@@ -202,7 +212,7 @@ class GANModule(L.LightningModule):
         loss, logs = self.d_objective(self.critic(real, yd), self.critic(fake, yd), y, latent)
         for name, reg in self.regularizers.items():
             if reg.due(self.d_steps):
-                pen = reg.penalty(lambda x: self.critic(x, yd), real, fake, self.d_steps)
+                pen = reg.penalty(lambda x: self.critic(x, yd), real, fake, self.d_steps, self.ranks)
                 if pen is not None:
                     loss = loss + pen
                     logs[f"train/{name}"] = pen.detach()
@@ -218,12 +228,14 @@ class GANModule(L.LightningModule):
         on_nonfinite); the step's values go to the log only if it was taken. Returns whether it was."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        if self.ranks.world > 1:
+            loss = self._average_over_ranks(opt, loss)
         # The loss and gradients, checked before the step (so a bad step can be dropped before it does harm):
         # one fused reduction and one host sync per optimizer step, as AMP's GradScaler costs too; free on a CPU,
         # on a GPU it drains the launch queue once per step. Not the weights: finite weights and gradients give
         # finite weights, short of an overflow in the update itself, which the next step's loss shows; the weights
         # are checked once per checkpoint instead (callbacks/checkpoint.py), so no checkpoint holds NaN/inf.
-        # Under DDP the gradients are all-reduced, so every rank reaches the same verdict. Under fp16 loss scaling
+        # Under DDP the loss and gradients were averaged over the ranks, so every rank reaches the same verdict. Under fp16 loss scaling
         # inf gradients are routine: the scaler skips those steps itself, and only the loss is checked here.
         scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
         grads = [] if scaled else [p.grad for p in net.parameters() if p.grad is not None]
@@ -244,6 +256,19 @@ class GANModule(L.LightningModule):
             raise Diverged(f"{self.max_skips} {which} steps in a row were non-finite and skipped (model.max_skips; "
                            f"the last: {bad})", iteration, self.d_steps)
         return False
+
+    def _average_over_ranks(self, opt, loss: Tensor) -> Tensor:
+        """DDP (strategy.py): the gradients of opt's parameters and the loss, averaged over the ranks in one
+        all-reduce of one flat buffer; only the net about to step is reduced (StyleGAN2's way, not DDP's wrapper,
+        which expects every parameter in every backward). Returns the averaged loss."""
+        params = [p for group in opt.param_groups for p in group["params"]]
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]  # same layout on every rank
+        flat = torch.cat([g.reshape(-1).float() for g in grads] + [loss.detach().reshape(1).float()])  # (P + 1,)
+        torch.distributed.all_reduce(flat)
+        flat /= self.ranks.world
+        for p, g in zip(params, flat[:-1].split([g.numel() for g in grads])):
+            p.grad = g.view_as(p).to(p.dtype)
+        return flat[-1]
 
     def after_critic_step(self) -> None:
         """Called after each critic step that was taken (not after a skipped non-finite one); a variant with
@@ -279,7 +304,10 @@ class GANModule(L.LightningModule):
         """Every trainer.log_every_n_steps iterations: the mean of each value since the last row (one GPU sync)."""
         if self.iteration % self.trainer.log_every_n_steps and self.iteration < self.iterations:
             return
-        means = torch.stack([torch.stack(v).float().mean() for v in self._logs.values()]).tolist() if self._logs else []
+        means = torch.stack([torch.stack(v).float().mean() for v in self._logs.values()]) if self._logs else None
+        if means is not None and self.ranks.world > 1:  # under DDP: means over the global batch, as one device sees it
+            means = self.trainer.strategy.reduce(means, reduce_op="mean")
+        means = means.tolist() if means is not None else []
         metrics = dict(zip(self._logs, means))  # a row of skipped steps only has no losses
         if self.on_nonfinite == "skip":
             metrics["train/skipped"] = float(self.skipped)  # steps skipped so far in the run, both nets

@@ -3,8 +3,10 @@
 Each has `weight` and `every` (lazy regularization: applied every k-th critic step with weight x k, as in
 StyleGAN2). Three hooks, all optional:
 
-    perturb(x, step)             -> x      on every critic input (real and fake) before D, and on G's fakes
-    penalty(D, real, fake, step) -> scalar added to the critic loss (already weighted)
+    perturb(x, step, ranks)             -> x      on every critic input (real and fake) before D, and on G's fakes
+    penalty(D, real, fake, step, ranks) -> scalar added to the critic loss (already weighted)
+
+`ranks` (ranks.py) draws their randomness as this rank's block of a global draw, so DDP ranks differ.
     after_step(D)                          after the critic's optimizer step
 
 Spectral normalization is not here: it is a property of the network (`spectral_norm` flag of the nets).
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from .ranks import Ranks
 
 
 class Regularizer:
@@ -29,10 +33,11 @@ class Regularizer:
     def due(self, step: int) -> bool:
         return step % self.every == 0
 
-    def perturb(self, x: Tensor, step: int) -> Tensor:
+    def perturb(self, x: Tensor, step: int, ranks: Ranks = Ranks()) -> Tensor:
         return x
 
-    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor, step: int) -> Tensor | None:
+    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor, step: int,
+                ranks: Ranks = Ranks()) -> Tensor | None:
         return None
 
     def after_step(self, critic: nn.Module) -> None:
@@ -59,8 +64,8 @@ class GradientPenalty(Regularizer):
         super().__init__(weight, every)
         self.one_sided = one_sided
 
-    def penalty(self, critic, real, fake, step):
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B,1,..)
+    def penalty(self, critic, real, fake, step, ranks=Ranks()):
+        eps = ranks.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B,1,..)
         x_hat = eps * real.detach() + (1 - eps) * fake.detach()
         gap = _grad_norm(critic, x_hat) - 1.0
         if self.one_sided:
@@ -73,7 +78,7 @@ class R1(Regularizer):
 
     per_sample = True
 
-    def penalty(self, critic, real, fake, step):
+    def penalty(self, critic, real, fake, step, ranks=Ranks()):
         return 0.5 * self.weight * self.every * _grad_norm(critic, real).pow(2).mean()
 
 
@@ -111,6 +116,6 @@ class InstanceNoise(Regularizer):
             return self.sigma
         return self.sigma * max(0.0, 1.0 - step / self.anneal_steps)
 
-    def perturb(self, x, step):
+    def perturb(self, x, step, ranks=Ranks()):
         s = self.sigma_at(step)
-        return x + s * torch.randn_like(x) if s > 0 else x
+        return x + s * ranks.randn(*x.shape, device=x.device, dtype=x.dtype) if s > 0 else x

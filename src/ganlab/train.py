@@ -18,6 +18,7 @@ from .callbacks.run_state import RunState
 from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
 from .divergence import Diverged
+from .strategy import strategy_for
 from .sweep import FAILED_OBJECTIVE, check_objective, objective, write_error, write_status
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -68,6 +69,7 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
+    strategy = strategy_for(cfg.trainer)  # one device, or ganlab's DDP for alternating steps (strategy.py)
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None:  # a missing, damaged or foreign file fails here, before anything is built
         read_checkpoint(ckpt, "ckpt_path")
@@ -82,7 +84,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
     for logger in loggers:  # the resolved config, once: W&B's run config, TensorBoard's and CSV's hparams.yaml
         logger.log_hyperparams(resolved)
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+    trainer = build(cfg.trainer, "trainer", strategy=strategy, callbacks=callbacks, logger=loggers or False,
                     plugins=[AtomicCheckpointIO()], default_root_dir=cfg.out_dir)
     with warnings.catch_warnings():
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).

@@ -1,7 +1,8 @@
 """What a checkpoint needs besides the module to resume exactly and to stand alone.
 
 - RNG states of Python, NumPy and torch (CPU and every CUDA device): Lightning does not save them.
-  Stored as tensors and plain values so the file loads with torch.load(weights_only=True).
+  Stored as tensors and plain values so the file loads with torch.load(weights_only=True). Under DDP rank 0's
+  are saved: every rank's streams are in step (ranks.py), so they are every rank's.
 - The run's resolved config, the data's sample shape and the classes G is conditioned on (they depend on the
   data), so sample.py / evaluate.py rebuild the generator from the checkpoint alone.
 """
@@ -36,6 +37,13 @@ def set_rng_state(state: dict) -> None:
 class RunState(L.Callback):
     def __init__(self, config: dict):
         self.config = config
+        self.start = get_rng_state()  # the streams as set-up left them: made last, just before fit
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # Lightning re-seeds every DDP process once its process group is up (after the nets were built); the run
+        # goes on from the streams set-up left instead, so N ranks draw what one process draws (ranks.py). A
+        # resumed run's checkpoint states are loaded after this.
+        set_rng_state(self.start)
 
     def state_dict(self) -> dict:
         return {"rng": get_rng_state()}

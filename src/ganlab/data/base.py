@@ -1,7 +1,9 @@
 """Datamodules whose batches are drawn on the training device.
 
 Batch k of a run is a pure function of (seed, k, rank), so a resumed run sees exactly the batches an
-uninterrupted run would: the datamodule counts the batches handed to training (`consumed`, saved in the
+uninterrupted run would. Under DDP, batch k of rank r is block r of a global batch k of world x B samples,
+the same global batch for any number of ranks, so N devices with batch B train on what one device with batch
+N x B would (ranks.py does the same for the step's random draws): the datamodule counts the batches handed to training (`consumed`, saved in the
 checkpoint) and a resumed iterator starts there. Lightning prefetches one batch ahead, so counting what the
 iterator yielded would be off by one; counting in `on_after_batch_transfer` (called for the batch about to
 be trained on) is not.
@@ -33,11 +35,15 @@ def batches_per_epoch(n: int, batch_size: int, world: int) -> int:
     return per_epoch
 
 
-def epoch_shard(n: int, seed: int, epoch: int, rank: int, world: int, generator: torch.Generator) -> Tensor:
-    """This rank's indices (about n / world,) of the epoch's permutation of n items, drawn on the generator's
-    device from (seed, epoch): the same permutation on every rank, each rank taking its own shard."""
+def epoch_shard(n: int, seed: int, epoch: int, rank: int, world: int, generator: torch.Generator,
+                batch_size: int) -> Tensor:
+    """This rank's batches of one epoch, laid end to end (per_epoch * B,): from the epoch's permutation of n
+    items, drawn on the generator's device from (seed, epoch) and the same on every rank, global batch i is
+    items [i W B, (i + 1) W B) and this rank's batch i their block `rank` of B."""
     generator.manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator, device=generator.device)[rank::world]
+    perm = torch.randperm(n, generator=generator, device=generator.device)  # (n,)
+    per_epoch = batches_per_epoch(n, batch_size, world)
+    return perm[:per_epoch * world * batch_size].view(per_epoch, world, batch_size)[:, rank].reshape(-1)
 
 
 class DeviceDataModule(L.LightningDataModule):

@@ -1,7 +1,8 @@
 """Image sets small enough to hold on the training device: loaded once, resized once, in [-1, 1].
 
 Subclasses only say how to read their files (`load`). An epoch is one pass over a permutation drawn from
-(seed, epoch) - the same on every rank, each rank taking its own shard - so batch k is a function of k.
+(seed, epoch) - the same on every rank, each rank taking its block of every global batch (base.py) - so batch k
+is a function of k.
 
 Labelled subset (data.labelled = N, for semi-supervised training; null keeps every label): the labels of N
 images per class are kept, the others dropped. Which images is a function of the seed alone (the same on every
@@ -85,7 +86,8 @@ class TensorImages(DeviceDataModule):
         """Indices (B,) of batch k on this rank."""
         epoch, i = divmod(k, batches_per_epoch(len(self.x), self.batch_size, world))
         if self._perm[0] != (epoch, rank, world):
-            self._perm = ((epoch, rank, world), epoch_shard(len(self.x), self.seed, epoch, rank, world, generator))
+            self._perm = ((epoch, rank, world), epoch_shard(len(self.x), self.seed, epoch, rank, world, generator,
+                                                             self.batch_size))
         return self._perm[1][i * self.batch_size:(i + 1) * self.batch_size]
 
     def batch(self, k, generator, rank, world) -> Batch:

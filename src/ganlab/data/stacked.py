@@ -3,7 +3,8 @@
 Fashion-MNIST instead of MNIST. The label of a sample is 100 c_R + 10 c_G + c_B.
 
 An "epoch" is one pass of the red channel's permutation; green and blue draw their own indices from the
-same per-batch generator state, so batch k stays a pure function of (seed, k, rank).
+same per-batch generator state (for the global batch, every rank keeping its block), so batch k stays a pure
+function of (seed, k, rank).
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ class Stacked(IdxImages):
     def batch(self, k, generator, rank, world):
         self._to(generator.device)
         red = self.indices(k, generator, rank, world)  # (B,)
-        generator.manual_seed(self.seed * 1_000_003 + 7919 * (k * world + rank) + 1)
-        gb = torch.randint(len(self.x), (2, len(red)), generator=generator, device=generator.device)  # (2, B)
+        generator.manual_seed(self.seed * 1_000_003 + 7919 * k + 1)
+        gb = torch.randint(len(self.x), (2, len(red) * world), generator=generator, device=generator.device)  # (2, W B)
+        gb = gb[:, rank * len(red):(rank + 1) * len(red)]  # (2, B): this rank's block
         idx = torch.stack([red, gb[0], gb[1]])  # (3, B)
         x = self.x[idx, 0].transpose(0, 1)  # (B, 3, S, S)
         y = 100 * self.y[idx[0]] + 10 * self.y[idx[1]] + self.y[idx[2]]  # (B,)

@@ -93,7 +93,7 @@ class BatchIndices:
         while True:
             epoch, i = divmod(k, self.per_epoch)
             if shard[0] != epoch:
-                shard = (epoch, epoch_shard(self.n, self.seed, epoch, self.rank, self.world, g))
+                shard = (epoch, epoch_shard(self.n, self.seed, epoch, self.rank, self.world, g, self.batch_size))
             yield shard[1][i * self.batch_size:(i + 1) * self.batch_size].tolist()
             k += 1
 

@@ -23,8 +23,9 @@ class Toy(DeviceDataModule):
         raise NotImplementedError
 
     def batch(self, k: int, generator: torch.Generator, rank: int, world: int) -> Batch:
-        generator.manual_seed(self.seed * 1_000_003 + k * world + rank)
-        return self.sample(self.batch_size, generator), None
+        generator.manual_seed(self.seed * 1_000_003 + k)
+        x = self.sample(self.batch_size * world, generator)  # (W B, D): global batch k, the same on every rank
+        return x[rank * self.batch_size:(rank + 1) * self.batch_size], None  # (B, D): this rank's block
 
     def real(self, n: int, device="cpu") -> Tensor:
         return self.sample(n, torch.Generator(device=device).manual_seed(self.seed + 12345))

@@ -163,7 +163,7 @@ class CycleGAN(GANModule):
             d_loss, d_logs = self.d_objective(critic(real), critic(fake), None, None)
             for reg_name, reg in self.regularizers.items():
                 if reg.due(self.d_steps):
-                    pen = reg.penalty(critic, real, fake, self.d_steps)
+                    pen = reg.penalty(critic, real, fake, self.d_steps, self.ranks)
                     if pen is not None:
                         d_loss = d_loss + pen
                         logs[f"train/{reg_name}_{name}"] = pen.detach()

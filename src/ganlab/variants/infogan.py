@@ -48,7 +48,7 @@ class InfoGAN(GANModule):
         return int(model_cfg.get("categorical", 10)), 0  # the categorical code goes into G like a label
 
     def latent(self, n: int, y: Tensor | None) -> Latent:
-        c = torch.randint(self.categorical, (n,), device=self.device) if self.categorical else None  # (n,)
+        c = self.ranks.randint(self.categorical, n, device=self.device) if self.categorical else None  # (n,)
         return Latent(self.sample_z(n), c)
 
     def information(self, q: Tensor, latent: Latent) -> tuple[Tensor, Tensor]:
