@@ -1,0 +1,166 @@
+"""The report's Markdown: per data set the groups, a table of final and best metrics (mean ± std over seeds),
+curves, samples and the Wasserstein critic check; then the runs that did not complete."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .collect import Group, Run, shared
+from .stats import HIGHER_IS_BETTER, aligned, is_toy, quality_metric, spearman, summarize, table_metrics
+
+
+def pm(mean: float, std: float) -> str:
+    """'mean ± std' as the table prints it; the mean alone for a single seed (std nan)."""
+    return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
+
+
+def _code(items) -> str:
+    return " ".join(f"`{x}`" for x in items) or "—"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows), ""]
+
+
+def _features(groups: list[Group]) -> list[str]:
+    """Which network produced FID / KID and on how many samples (csv/hparams.yaml), per distinct setting."""
+    seen: dict[tuple, list[str]] = {}
+    for g in groups:
+        for r in g.runs:
+            if "val/fid" not in r.series and "val/kid" not in r.series:
+                continue
+            metrics = r.hparams.get("metrics") or {}
+            key = (r.hparams.get("metrics/features"), metrics.get("n"))
+            if g.label not in seen.setdefault(key, []):
+                seen[key].append(g.label)
+    lines = []
+    for (features, n), labels in seen.items():
+        where = "" if len(seen) == 1 else f" ({', '.join(labels)})"
+        lines.append(f"- FID / KID on the features of `{features or 'unknown (no metrics/features in hparams.yaml)'}`, "
+                     f"N = {n if n is not None else '?'} generated images against as many real training images"
+                     f"{where}; from `metrics/features` and `metrics.n` in each run's `csv/hparams.yaml`.")
+    if len(seen) > 1:
+        lines.append("- **Numbers of different feature networks or N do not compare.**")
+    return lines + [""] if lines else []
+
+
+def _metrics_table(groups: list[Group]) -> list[str]:
+    metrics = table_metrics(groups)
+    if not metrics:
+        return ["No `val/*` sample-quality metrics were logged (metrics=none?).", ""]
+    header = ["group", "n"]
+    for m in metrics:
+        header += [f"{m} final {'↑' if HIGHER_IS_BETTER[m] else '↓'}", f"{m} best"]
+    rows = []
+    for g in groups:
+        row = [g.label, str(len(g.runs))]
+        for m in metrics:
+            s = summarize(g, m)
+            if s is None:
+                row += ["—", "—"]
+            else:
+                note = "" if s.n == len(g.runs) else f" (n={s.n})"
+                row += [pm(*s.final) + note, pm(*s.best) + note]
+        rows.append(row)
+    best = ", ".join(f"{m} {'highest' if HIGHER_IS_BETTER[m] else 'lowest'}" for m in metrics)
+    return [f"Mean ± standard deviation (ddof=1) over the seeds of each group; n = completed runs. *final*: at the "
+            f"run's last evaluation; *best*: the best evaluation of each run ({best}), then averaged. "
+            f"↑ / ↓: higher / lower is better.", "", *_table(header, rows)]
+
+
+def _critic(groups: list[Group], figure: str | None) -> list[str]:
+    rows, pooled_w, pooled_q, metrics = [], [], [], set()
+    for g in groups:
+        for r in g.runs:
+            metric = quality_metric(r)
+            if "train/wasserstein" not in r.series or metric is None:
+                continue
+            metrics.add(metric)
+            steps, w, q = aligned(r, metric)  # (P,) each
+            pooled_w.append(w)
+            pooled_q.append(q)
+            rho = spearman(w, q)
+            rows.append([f"`{r.path}`", g.label, str(r.seed), metric, str(len(steps)), _rho(rho)])
+    if not rows:
+        return []
+    w, q = np.concatenate(pooled_w), np.concatenate(pooled_q)  # (P_total,) each
+    rows.append(["**pooled**", "all runs above", "", " / ".join(sorted(metrics)), str(len(w)), _rho(spearman(w, q))])
+    against = ("`val/w1`, the exact earth mover's distance between generated and real samples (POT, "
+               "`metrics.toy_n` of each): a measurement of the samples, not the critic's estimate"
+               if "val/w1" in metrics else "`val/fid` (on the feature network named above)")
+    lines = ["### Does the critic's estimate track sample quality?", "",
+             f"Runs with a Wasserstein critic log `train/wasserstein` = E[D(real)] − E[D(fake)], the critic's "
+             f"estimate of W1; the WGAN papers claim it tracks sample quality. Here it is set against {against}. "
+             f"**Alignment:** `val/*` exists only at evaluation steps, `train/wasserstein` only on logging rows, "
+             f"each the mean over the `trainer.log_every_n_steps` iterations that end there; each evaluation step "
+             f"is paired with the `train/wasserstein` row of the same step, and evaluation steps without one are "
+             f"left out (pairs = those kept). ρ is Spearman's rank correlation (average ranks for ties): near +1, "
+             f"the estimate falls when the distance of the samples falls; — means fewer than two pairs or a "
+             f"constant side. The pooled ρ mixes critics of different settings, whose scales may differ.", "",
+             *_table(["run", "group", "seed", "against", "pairs", "Spearman ρ"], rows)]
+    if figure:
+        lines += [f"![train/wasserstein against sample quality]({figure})", ""]
+    return lines
+
+
+def _rho(rho: float) -> str:
+    return "—" if math.isnan(rho) else f"{rho:+.3f}"
+
+
+def dataset_section(data: str, groups: list[Group], figures: dict[str, str]) -> list[str]:
+    toy = is_toy(groups)
+    lines = [f"## Data set `{data}` ({'toy data' if toy else 'images'})", ""]
+    common = shared(groups)
+    if common:
+        lines += [f"Every run here shares the overrides {_code(common)}; a group is one setting over its seeds:", ""]
+    lines += _table(["group", "seeds", "runs"],
+                    [[g.label, ", ".join(str(r.seed) for r in g.runs), "<br>".join(f"`{r.path}`" for r in g.runs)]
+                     for g in groups])
+    if toy:
+        n = sorted({str((r.hparams.get("metrics") or {}).get("toy_n", "?")) for g in groups for r in g.runs})
+        lines += [f"Toy metrics on {' / '.join(n)} generated samples (`metrics.toy_n`): `val/modes` and `val/hq` "
+                  f"(VEEGAN / PacGAN protocol), `val/w1` (exact W1 against as many real samples).", ""]
+    else:
+        lines += _features(groups)
+    lines += ["### Final and best metrics", "", *_metrics_table(groups)]
+    if "curves" in figures:
+        lines += ["### Curves", "", "Mean over the seeds of each group; the band spans their minimum and maximum.",
+                  "", f"![curves]({figures['curves']})", ""]
+    if "samples" in figures:
+        shown = [g for g in groups if g.first.samples is not None]
+        lines += ["### Samples", "", "The last `samples/iter_*.png` of each group's first seed:", "",
+                  f"![samples]({figures['samples']})", "",
+                  *(f"- {g.label}: `{g.first.samples}`" for g in shown), ""]
+    lines += _critic(groups, figures.get("critic"))
+    return lines
+
+
+def failures_section(runs: list[Run]) -> list[str]:
+    bad = [r for r in runs if not r.completed]
+    if not bad:
+        return []
+    return ["## Runs not in the tables", "",
+            "Runs that did not complete (status from the run's `status.json` or the sweep's `sweep.json`; "
+            "*incomplete*: neither file, and `csv/metrics.csv` stops before `iterations`):", "",
+            *_table(["run", "data", "overrides", "status", "error"],
+                    [[f"`{r.path}`", r.data, _code(r.overrides), r.status, r.error or "—"] for r in bad])]
+
+
+def render(command: str, dirs: list[str], runs: list[Run], groups: dict[str, list[Group]],
+           figures: dict[str, dict[str, str]], intro: str | None) -> str:
+    done = sum(r.completed for r in runs)
+    lines = ["# GAN runs report", ""]
+    if intro:
+        lines += [intro.rstrip(), ""]
+    lines += [f"Written by `{command}`: {len(runs)} runs, {done} completed, from", "",
+              *(f"- `{d}`" for d in dirs), ""]
+    for data, gs in groups.items():
+        lines += dataset_section(data, gs, figures.get(data, {}))
+    lines += failures_section(runs)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,117 @@
+"""The numbers of a report: final and best metrics over seeds, curves over steps, and the Spearman rank
+correlation between a Wasserstein critic's estimate and sample quality."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .collect import Group, Run
+
+# name -> True when higher is better. Images first, then toy data (README, Metrics).
+IMAGE_METRICS = {"val/fid": False, "val/kid": False, "val/is": True, "val/class_acc": True, "val/classes": True}
+TOY_METRICS = {"val/modes": True, "val/hq": True, "val/w1": False}
+HIGHER_IS_BETTER = {**IMAGE_METRICS, **TOY_METRICS}
+
+
+def is_toy(groups: list[Group]) -> bool:
+    """Toy data logs val/w1 (and val/modes, val/hq); images val/fid."""
+    return any(k in r.series for g in groups for r in g.runs for k in TOY_METRICS)
+
+
+def table_metrics(groups: list[Group]) -> list[str]:
+    """The table's metrics: those of the data set's kind that some run logged, in README order."""
+    names = TOY_METRICS if is_toy(groups) else IMAGE_METRICS
+    return [k for k in names if any(k in r.series for g in groups for r in g.runs)]
+
+
+def curve_metrics(groups: list[Group]) -> list[str]:
+    """Plotted over steps: modes, hq and W1 on toy data, FID on images."""
+    wanted = ["val/modes", "val/hq", "val/w1"] if is_toy(groups) else ["val/fid"]
+    return [k for k in wanted if any(k in r.series for g in groups for r in g.runs)]
+
+
+def final_and_best(run: Run, metric: str) -> tuple[float, float] | None:
+    """The metric at the run's last evaluation, and its best value over the evaluations (lowest for fid / kid /
+    w1, highest for the others); None when the run never logged it."""
+    if metric not in run.series or not len(run.series[metric][1]):
+        return None
+    values = run.series[metric][1]  # (T,)
+    return float(values[-1]), float(values.max() if HIGHER_IS_BETTER[metric] else values.min())
+
+
+@dataclass
+class Summary:
+    n: int                          # runs (seeds) that logged the metric
+    final: tuple[float, float]      # mean, std over seeds (std: ddof=1, nan for one seed)
+    best: tuple[float, float]
+
+
+def mean_std(x: np.ndarray) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; nan for a single value) of values (n,)."""
+    return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else float("nan")
+
+
+def summarize(group: Group, metric: str) -> Summary | None:
+    pairs = [p for p in (final_and_best(r, metric) for r in group.runs) if p is not None]
+    if not pairs:
+        return None
+    final, best = np.array(pairs).T  # (n,), (n,)
+    return Summary(len(pairs), mean_std(final), mean_std(best))
+
+
+def curve(group: Group, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """steps (T,), and the mean, min and max (T,) over the group's runs at the steps all of them evaluated."""
+    series = [r.series[metric] for r in group.runs if metric in r.series]
+    if not series:
+        return None
+    steps = series[0][0]
+    for s, _ in series[1:]:
+        steps = np.intersect1d(steps, s)
+    values = np.stack([v[np.searchsorted(s, steps)] for s, v in series])  # (runs, T)
+    return steps, values.mean(0), values.min(0), values.max(0)
+
+
+def quality_metric(run: Run) -> str | None:
+    """What a critic's estimate is compared with: FID on images, the exact W1 of samples (val/w1) on toy data."""
+    for key in ("val/fid", "val/w1"):
+        if key in run.series:
+            return key
+    return None
+
+
+def aligned(run: Run, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """steps (P,), train/wasserstein (P,), metric (P,) at the evaluation steps that also have a train/wasserstein
+    row: the critic's estimate averaged over the logging interval that ends at that iteration. Evaluation steps
+    without such a row (trainer.log_every_n_steps not dividing metrics.every) are left out."""
+    ws, wv = run.series["train/wasserstein"]
+    ms, mv = run.series[metric]
+    steps, wi, mi = np.intersect1d(ws, ms, return_indices=True)
+    keep = np.isfinite(wv[wi]) & np.isfinite(mv[mi])
+    return steps[keep], wv[wi][keep], mv[mi][keep]
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of values (n,), ties given the mean of the ranks they span (scipy's 'average')."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    s = x[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first sorted position of each tie block
+    ends = np.r_[starts[1:], len(x)]                          # one past its last
+    block = np.repeat(np.arange(len(starts)), ends - starts)  # (n,) the block of each sorted position
+    ranks = np.empty(len(x))
+    ranks[order] = ((starts + ends - 1) / 2 + 1)[block]
+    return ranks
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation of paired finite values (n,), (n,): the Pearson correlation of their average
+    ranks; nan for fewer than two pairs or when either side is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"spearman needs two 1-D arrays of one length, got {x.shape} and {y.shape}")
+    if len(x) < 2:
+        return float("nan")
+    rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2  # centred ranks (n,)
+    denom = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")

@@ -1,0 +1,249 @@
+"""report.py on real run folders: a toy WGAN-GP sweep (2 settings x 2 seeds, and a setting that fails with a
+config error), an image WGAN-GP run with FID, and older-style folders without status.json. The numbers in the
+report are checked against the csv files read here on their own, Spearman against scipy."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.stats import spearmanr
+
+from ganlab.report import main
+from ganlab.report.collect import collect, group
+from ganlab.report.markdown import pm
+from ganlab.report.stats import rankdata, spearman, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["iterations=40", "metrics.every=10", "metrics.toy_n=500", "net.g.hidden=32", "net.d.hidden=32",
+        "trainer.log_every_n_steps=10", "trainer.enable_progress_bar=false"]
+SETTINGS = {"regularizer.gp.weight=1": [1, 2], "regularizer.gp.weight=10": [1, 2]}  # setting -> seeds
+
+
+def train_py(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def sweep(tmp_path_factory) -> Path:
+    """`python train.py -m`: WGAN-GP on ring8 with gp weight 1 and 10 over seeds 1, 2 (4 completed jobs), then
+    gp weight -1 (2 jobs refused with a config error, which the sweep records and goes on)."""
+    out = tmp_path_factory.mktemp("sweep")
+    done = train_py("-m", "data=ring8", "model=wgan_gp", "optim.g.lr=1e-3", *TINY, "regularizer.gp.weight=1,10,-1",
+                    "seed=1,2", f"hydra.sweep.dir={out}")
+    assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: the sweep says some jobs failed
+    assert len(list(out.glob("*/csv/metrics.csv"))) == 4, done.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory, idx_root, fixture_classifier) -> Path:
+    """A WGAN-GP run on small idx images, FID on the fixture's domain classifier (found in the tests' cache)."""
+    out = tmp_path_factory.mktemp("images") / "run"
+    done = train_py("model=wgan_gp", f"data.root={idx_root}", "net.g.ch=8", "net.d.ch=8", "data.batch_size=16",
+                    "iterations=6", "metrics.every=2", "metrics.n=64", "metrics.kid_subset=32",
+                    "metrics.features=classifier", "trainer.log_every_n_steps=2", "callbacks.samples.every=3",
+                    "trainer.enable_progress_bar=false", f"hydra.run.dir={out}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def report(tmp_path_factory, sweep, image_run) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("report") / "study.md"
+    intro = out.parent / "intro.md"
+    intro.write_text("Protocol: **two gradient-penalty weights**, published W1 = 0.1.\n")
+    main([str(sweep), str(image_run), "--out", str(out), "--intro", str(intro)])
+    return out.read_text(), out
+
+
+def columns(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """metrics.csv read here: column -> [(step, value)] where the cell is filled."""
+    cols: dict[str, list[tuple[int, float]]] = {}
+    with open(run / "csv" / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            for k, v in row.items():
+                if k != "step" and v:
+                    cols.setdefault(k, []).append((int(row["step"]), float(v)))
+    return cols
+
+
+def table_row(text: str, first_cell: str, header_start: str) -> dict[str, str]:
+    """The row whose first cell is given, in a Markdown table whose header starts with `header_start`."""
+    lines = text.splitlines()
+    for h in (i for i, line in enumerate(lines) if line.startswith(header_start)):
+        header = [c.strip() for c in lines[h].strip("|").split("|")]
+        for line in lines[h + 2:]:
+            if not line.startswith("|"):
+                break
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if cells[0] == first_cell:
+                return dict(zip(header, cells))
+    raise AssertionError(f"no row {first_cell!r} under {header_start!r}")
+
+
+def test_runs_are_grouped_by_setting_over_seeds(sweep, report):
+    groups = group(collect([sweep]))
+    assert list(groups) == ["ring8"]
+    assert {g.label: [r.seed for r in g.runs] for g in groups["ring8"]} == SETTINGS
+    text, _ = report
+    for label, seeds in SETTINGS.items():
+        assert table_row(text, label, "| group | n |")["n"] == str(len(seeds))
+
+
+def test_table_holds_mean_and_std_over_seeds_of_final_and_best(sweep, report):
+    text, _ = report
+    by_setting: dict[str, list[Path]] = {}
+    for folder in sorted(sweep.glob("*/csv/metrics.csv")):
+        run = folder.parent.parent
+        overrides = (run / ".hydra" / "overrides.yaml").read_text()
+        setting = next(s for s in SETTINGS if f"- {s}\n" in overrides)
+        by_setting.setdefault(setting, []).append(run)
+    for setting, folders in by_setting.items():
+        row = table_row(text, setting, "| group | n |")
+        for metric, higher in (("val/modes", True), ("val/hq", True), ("val/w1", False)):
+            values = [[v for _, v in columns(f)[metric]] for f in folders]
+            final = np.array([v[-1] for v in values])
+            best = np.array([max(v) if higher else min(v) for v in values])
+            assert row[f"{metric} final {'↑' if higher else '↓'}"] == pm(final.mean(), final.std(ddof=1))
+            assert row[f"{metric} best"] == pm(best.mean(), best.std(ddof=1))
+    # the best W1 is the lowest of each run, not the highest (W1 moves in these runs)
+    g = group(collect([sweep]))["ring8"][0]
+    w1 = [[v for _, v in columns(r.path)["val/w1"]] for r in g.runs]
+    assert summarize(g, "val/w1").best[0] == pytest.approx(np.mean([min(v) for v in w1]))
+    assert np.mean([min(v) for v in w1]) < np.mean([max(v) for v in w1])
+
+
+def test_figures_are_valid_pngs(report):
+    text, out = report
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    names = {Path(link).name for link in links}
+    assert {"ring8_curves.png", "ring8_samples.png", "ring8_critic.png", "fashion_mnist_curves.png",
+            "fashion_mnist_samples.png", "fashion_mnist_critic.png"} <= names
+    for link in links:
+        path = out.parent / link
+        assert path.parent.name == "study_files"
+        with Image.open(path) as im:
+            assert im.format == "PNG" and min(im.size) > 100
+            im.verify()
+
+
+@pytest.mark.filterwarnings("ignore:An input array is constant")
+def test_spearman_equals_scipy():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 7, 50):
+        for _ in range(20):
+            x, y = rng.integers(0, 5, n).astype(float), rng.normal(size=n)  # x has ties
+            expected = spearmanr(x, y).statistic
+            if np.isnan(expected):
+                assert np.isnan(spearman(x, y))
+            else:
+                assert spearman(x, y) == pytest.approx(expected, abs=1e-12)
+    x = rng.normal(size=30)
+    assert spearman(x, x ** 3) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
+    from scipy.stats import rankdata as scipy_rankdata
+
+    ties = np.array([3.0, 1.0, 3.0, 2.0, 3.0, 1.0])
+    assert np.array_equal(rankdata(ties), scipy_rankdata(ties))
+
+
+def test_critic_table_gives_spearman_of_the_aligned_steps(sweep, image_run, report):
+    text, _ = report
+    assert "the `train/wasserstein` row of the same step" in text and "exact earth mover's distance" in text
+    pooled = {"val/w1": ([], []), "val/fid": ([], [])}
+    for run in [p.parent.parent for p in sweep.glob("*/csv/metrics.csv")] + [image_run]:
+        cols = columns(run)
+        metric = "val/fid" if "val/fid" in cols else "val/w1"
+        w, q = dict(cols["train/wasserstein"]), dict(cols[metric])
+        steps = sorted(set(w) & set(q))
+        assert len(steps) >= 3
+        rho = spearmanr([w[s] for s in steps], [q[s] for s in steps]).statistic
+        row = table_row(text, f"`{run}`", "| run | group |")
+        assert row["pairs"] == str(len(steps)) and row["against"] == metric
+        assert row["Spearman ρ"] == ("—" if np.isnan(rho) else f"{rho:+.3f}")
+        pooled[metric][0].extend(w[s] for s in steps)
+        pooled[metric][1].extend(q[s] for s in steps)
+    sections = text.split("## Data set")
+    for metric, (w, q) in pooled.items():
+        (section,) = [s for s in sections if f"| {metric} |" in s]
+        row = table_row(section, "**pooled**", "| run | group |")
+        assert row["Spearman ρ"] == f"{spearmanr(w, q).statistic:+.3f}" and row["pairs"] == str(len(w))
+
+
+def test_image_runs_name_the_feature_network_and_n(image_run, report):
+    text, _ = report
+    import yaml
+
+    hparams = yaml.safe_load((image_run / "csv" / "hparams.yaml").read_text())
+    assert hparams["metrics/features"].startswith("classifier-")
+    assert f"FID / KID on the features of `{hparams['metrics/features']}`, N = 64 generated images" in text
+    row = table_row(text, "(the shared overrides only)", "| group | n |")
+    fid = [v for _, v in columns(image_run)["val/fid"]]
+    assert row["val/fid final ↓"] == pm(fid[-1], float("nan")) and row["val/fid best"] == pm(min(fid), float("nan"))
+
+
+def test_intro_follows_the_title(report):
+    text, _ = report
+    assert text.startswith("# GAN runs report\n\nProtocol: **two gradient-penalty weights**, published W1 = 0.1.\n")
+
+
+def test_failed_runs_are_listed_with_their_error(sweep, report):
+    text, _ = report
+    failed = [p.parent for p in sorted(sweep.glob("*/status.json"))
+              if json.loads(p.read_text())["status"] != "completed"]
+    assert len(failed) == 2  # the gp weight -1 jobs
+    for run in failed:
+        status = json.loads((run / "status.json").read_text())
+        row = table_row(text, f"`{run}`", "| run | data | overrides |")
+        assert row["status"] == "config_error" == status["status"]
+        assert "regularizer.gp.weight" in status["error"] and row["error"] == status["error"].replace("|", "\\|")
+        assert "`regularizer.gp.weight=-1`" in row["overrides"]
+        assert text.count(f"`{run}`") == 1  # in no group, table or plot of completed runs
+
+
+def test_runs_without_status_files_are_judged_by_their_csv(sweep, tmp_path):
+    """Older runs: completed when the csv reaches `iterations`; a run marked failed in status.json is left out."""
+    runs = sorted(p.parent.parent for p in sweep.glob("*/csv/metrics.csv"))
+    old, cut, broken = tmp_path / "old", tmp_path / "cut", tmp_path / "broken"
+    for src, dst in ((runs[0], old), (runs[1], cut), (runs[2], broken)):
+        shutil.copytree(src, dst)
+    for d in (old, cut):
+        (d / "status.json").unlink()
+    lines = (cut / "csv" / "metrics.csv").read_text().splitlines(keepends=True)
+    (cut / "csv" / "metrics.csv").write_text("".join(l for l in lines if not l.startswith(("30,", "40,"))))
+    status = json.loads((broken / "status.json").read_text())
+    (broken / "status.json").write_text(json.dumps({**status, "status": "failed", "error": "RuntimeError: boom"}))
+    got = {r.path.name: (r.status, r.error) for r in collect([old, cut, broken])}
+    assert got == {"old": ("completed", None), "cut": ("incomplete", "csv/metrics.csv ends at iteration 20 of 40"),
+                   "broken": ("failed", "RuntimeError: boom")}
+    main([str(old), str(cut), str(broken), "--out", str(tmp_path / "r.md")])
+    text = (tmp_path / "r.md").read_text()
+    assert table_row(text, f"`{broken}`", "| run | data |")["error"] == "RuntimeError: boom"
+    assert table_row(text, f"`{cut}`", "| run | data |")["status"] == "incomplete"
+    (g,) = group(collect([old, cut, broken]))["ring8"]
+    assert [r.path for r in g.runs] == [old]
+
+
+@pytest.mark.parametrize("case", ["missing", "not_a_run", "one_bad_of_two"])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, sweep, case):
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("not a run")
+    dirs = {"missing": [str(tmp_path / "nope")], "not_a_run": [str(tmp_path / "plain")],
+            "one_bad_of_two": [str(sweep), str(tmp_path / "plain")]}[case]
+    out = tmp_path / "out" / "report.md"
+    done = subprocess.run([sys.executable, str(ROOT / "report.py"), *dirs, "--out", str(out)], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganlab: report: ") and dirs[-1] in lines[0], done.stderr
+    assert not (tmp_path / "out").exists()
