@@ -10,6 +10,13 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
 
 
+def due(trainer, pl_module, every: int) -> bool:
+    """A picture is due on rank zero at the end of every `every`-th iteration and of the last one."""
+    if not trainer.is_global_zero or not pl_module.at_iteration_end:
+        return False
+    return pl_module.iteration % every == 0 or pl_module.iteration >= pl_module.iterations
+
+
 class Publisher:
     def __init__(self, who: str):
         self.who = who  # the callback's name, first word of its warnings

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..images import save_samples
-from .publish import Publisher
+from .publish import Publisher, due
 
 
 def critic_of(pl_module: L.LightningModule) -> Callable[[Tensor], Tensor]:
@@ -44,13 +44,12 @@ class SampleGrid(L.Callback):
         self.publish = Publisher("samples")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        it = pl_module.iteration
-        if not trainer.is_global_zero or not pl_module.at_iteration_end:
+        if not due(trainer, pl_module, self.every):
             return
-        if it % self.every == 0 or it >= pl_module.iterations:
-            x = pl_module.sample(self.n)  # (n, C, H, W) images or (n, D) toy points
-            toy = x.dim() == 2
-            real = trainer.datamodule.real(max(self.n, 1000)) if toy else None
-            critic = critic_of(pl_module) if toy else None
-            self.publish(trainer, "samples", it, self.dirpath / f"iter_{it:07d}.png",
-                         lambda path: save_samples(x, path, real, critic))  # (H, W, 3) uint8
+        it = pl_module.iteration
+        x = pl_module.sample(self.n)  # (n, C, H, W) images or (n, D) toy points
+        toy = x.dim() == 2
+        real = trainer.datamodule.real(max(self.n, 1000)) if toy else None
+        critic = critic_of(pl_module) if toy else None
+        self.publish(trainer, "samples", it, self.dirpath / f"iter_{it:07d}.png",
+                     lambda path: save_samples(x, path, real, critic))  # (H, W, 3) uint8

@@ -18,7 +18,7 @@ import torch
 
 from ..images import save_grid
 from ..log import emit
-from .publish import Publisher
+from .publish import Publisher, due
 
 
 class Translations(L.Callback):
@@ -30,11 +30,9 @@ class Translations(L.Callback):
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not due(trainer, pl_module, self.every):
+            return
         it = pl_module.iteration
-        if not trainer.is_global_zero or not pl_module.at_iteration_end:
-            return
-        if it % self.every and it < pl_module.iterations:
-            return
         dm, device = trainer.datamodule, pl_module.device
         rows, errors = [], {}
         for src, there, back in (("a", "ab", "ba"), ("b", "ba", "ab")):

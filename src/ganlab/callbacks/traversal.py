@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 
 from ..images import save_grid
-from .publish import Publisher
+from .publish import Publisher, due
 
 
 class Traversal(L.Callback):
@@ -21,11 +21,9 @@ class Traversal(L.Callback):
         self.publish = Publisher("traversal")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not due(trainer, pl_module, self.every):
+            return
         it = pl_module.iteration
-        if not trainer.is_global_zero or not pl_module.at_iteration_end:
-            return
-        if it % self.every and it < pl_module.iterations:
-            return
         for code in range(pl_module.continuous) or [None]:
             name = f"traversal_c{code}" if code is not None else "traversal_cat"
             x = pl_module.traversal(code, self.values)  # (K * V, C, H, W)
