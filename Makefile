@@ -8,7 +8,7 @@ CACHE := $(or $(GANLAB_CACHE),$(HOME)/.cache/ganlab)
 INCEPTION := $(CACHE)/fid_inception_v3.pt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup data inception classifier train test bench clean
+.PHONY: help setup data inception classifier train test bench study clean
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -43,6 +43,20 @@ test: setup  ## run the test suite (includes short real trainings that check lea
 
 bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench.py
 	$(PY) -m ganlab.bench $(ARGS)
+
+# The mode-collapse study (docs/mode_collapse_intro.md): 6 variants x 3 seeds on each toy mixture, one Hydra sweep per
+# mixture, the two sweeps side by side (one thread each), then the report. Re-running replaces the old runs.
+STUDY := outputs/study
+STUDY_RUNS := model=gan,nsgan,lsgan,wgan,wgan_gp,sngan seed=0,1,2 trainer.enable_progress_bar=false
+study: $(STAMP)  ## mode-collapse study: 36 toy runs, two sweeps at once (28 min on 2 busy cores), then docs/results.md
+	rm -rf $(STUDY)/mode_collapse_* && mkdir -p $(STUDY)
+	@for d in ring8 grid25; do \
+	  OMP_NUM_THREADS=1 $(PY) train.py -m experiment=mode_collapse_$$d $(STUDY_RUNS) \
+	    hydra.sweep.dir=$(STUDY)/mode_collapse_$$d > $(STUDY)/mode_collapse_$$d.log 2>&1 & pids="$$pids $$!"; \
+	done; ok=0; for p in $$pids; do wait $$p || ok=1; done; \
+	[ $$ok = 0 ] || { echo "study: a sweep failed, see $(STUDY)/mode_collapse_*.log"; exit 1; }
+	$(PY) report.py $(STUDY)/mode_collapse_ring8 $(STUDY)/mode_collapse_grid25 --out docs/results.md \
+	  --intro docs/mode_collapse_intro.md
 
 clean:  ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache

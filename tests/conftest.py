@@ -1,4 +1,5 @@
-"""Shared fixtures: configs composed as `python train.py` would, small idx files in the real format."""
+"""Shared fixtures: configs composed as `python train.py` would; small data sets in their real formats (idx,
+CIFAR-10 batches, aligned CelebA, image folders)."""
 from __future__ import annotations
 
 import gzip
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from PIL import Image
 
 from ganlab.train import CONF_DIR
 
@@ -72,6 +74,51 @@ def cifar_root(tmp_path_factory) -> Path:
                  "filenames": [f"img_{i}.png" for i in range(20)]}
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f, protocol=2)
+    return root
+
+
+PARTS = [0] * 24 + [1] * 8 + [2] * 8  # list_eval_partition of the 40 fixture images: 24 train, 8 valid, 8 test
+
+
+def write_celeba(folder: Path) -> list[str]:
+    """40 aligned-CelebA-like JPEGs (178x218): noise, white bands on the 20 rows above and below the centre
+    178x178 square (the crop must remove them), a grey square whose brightness grows with the index."""
+    rng = np.random.default_rng(0)
+    (folder / "img_align_celeba").mkdir(parents=True)
+    names = [f"{i:06d}.jpg" for i in range(1, len(PARTS) + 1)]
+    for i, name in enumerate(names):
+        a = rng.integers(0, 60, size=(218, 178, 3), dtype=np.uint8)  # (H, W, C)
+        a[:20], a[-20:] = 255, 255
+        a[69:149, 49:129] = 100 + 3 * i
+        Image.fromarray(a).save(folder / "img_align_celeba" / name, quality=95)
+    (folder / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, PARTS)))
+    return names
+
+
+@pytest.fixture(scope="session")
+def celeba_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("celeba")
+    write_celeba(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def folder_root(tmp_path_factory) -> Path:
+    """Two classes of different formats and sizes: cats/ red PNGs, dogs/ blue JPEGs (one nested deeper);
+    beside them files that are not images, a hidden folder and an empty folder, which are not classes."""
+    root = tmp_path_factory.mktemp("folder")
+    sizes = [(40, 30), (50, 50), (30, 60), (64, 48), (33, 33), (80, 40)]  # (W, H)
+    for cls, channel, ext in (("cats", 0, "png"), ("dogs", 2, "jpg")):
+        for i, (w, h) in enumerate(sizes):
+            a = np.full((h, w, 3), 30, np.uint8)
+            a[..., channel] = 220
+            path = root / cls / ("puppies" if i == 5 and cls == "dogs" else "") / f"{i}.{ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(a).save(path)
+    (root / "cats" / "notes.txt").write_text("not an image")
+    (root / ".thumbnails").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / ".thumbnails" / "x.png")
+    (root / "empty").mkdir()
     return root
 
 
