@@ -41,7 +41,7 @@ train: setup classifier  ## train the default experiment (DCGAN on Fashion-MNIST
 test: setup  ## run the test suite (includes short real trainings that check learned behaviour)
 	$(PY) -m pytest -q $(ARGS)
 
-bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench.py
+bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench/
 	$(PY) -m ganlab.bench $(ARGS)
 
 # The mode-collapse study (docs/mode_collapse_intro.md): 6 variants x 3 seeds on each toy mixture, one Hydra sweep per
