@@ -48,7 +48,7 @@ bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios);
 # mixture, the two sweeps side by side (one thread each), then the report. Re-running replaces the old runs.
 STUDY := outputs/study
 STUDY_RUNS := model=gan,nsgan,lsgan,wgan,wgan_gp,sngan seed=0,1,2 trainer.enable_progress_bar=false
-study: $(STAMP)  ## mode-collapse study: 36 toy runs, two sweeps at once (28 min on 2 busy cores), then docs/results.md
+study: $(STAMP)  ## mode-collapse study: 36 toy runs, two sweeps at once (12 min on 2 idle cores), then docs/results.md
 	rm -rf $(STUDY)/mode_collapse_* && mkdir -p $(STUDY)
 	@for d in ring8 grid25; do \
 	  OMP_NUM_THREADS=1 $(PY) train.py -m experiment=mode_collapse_$$d $(STUDY_RUNS) \
