@@ -43,14 +43,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint_io import write_atomically
 from .config import ConfigError
+from .metrics import suite
 
 STATUSES = ("completed", "failed", "diverged", "config_error", "interrupted")
 
 # The sample-quality metrics of metrics/suite.py, by the kind of data that gets them. Losses (train/*) and a
 # variant's own val/* metrics (SGAN's val/accuracy, CycleGAN's val/cycle) depend on the model: those names are
 # checked when the run ends.
-TOY_METRICS = ("val/w1", "val/modes", "val/hq")  # modes, hq: mixtures only
-IMAGE_METRICS = ("val/fid", "val/kid", "val/is", "val/classes", "val/class_kl", "val/class_acc")
+TOY_METRICS = tuple(f"val/{m}" for m in suite.TOY_METRICS + suite.MIXTURE_METRICS)
+IMAGE_METRICS = tuple(f"val/{m}" for m in suite.IMAGE_METRICS)
 
 
 def write_status(run_dir: str | Path, status: str, error: str | None = None,
@@ -96,7 +97,7 @@ def check_objective(cfg: DictConfig) -> None:
     if not toy and name in TOY_METRICS:
         raise ConfigError(f"optimized_metric={name} is a toy-data metric, but data={data_cls.__name__} holds "
                           f"images: use optimized_metric=val/fid")
-    if name != "val/w1" and toy and not issubclass(data_cls, Mixture):
+    if name.removeprefix("val/") in suite.MIXTURE_METRICS and toy and not issubclass(data_cls, Mixture):
         raise ConfigError(f"optimized_metric={name} counts the modes of a mixture, but data={data_cls.__name__} "
                           f"has none: use optimized_metric=val/w1, or data=grid25 / data=ring8")
 

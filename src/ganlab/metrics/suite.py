@@ -28,6 +28,11 @@ from .inception_score import InceptionScorer
 from .modes import mode_coverage
 
 FEATURES = ("auto", "inception", "classifier")
+# The metrics a Suite returns (logged as val/<name>), by the data that gets them; sweep.py checks a sweep's
+# optimized_metric against them before training.
+TOY_METRICS = ("w1",)  # any toy data
+MIXTURE_METRICS = ("modes", "hq")  # toy mixtures (data with modes)
+IMAGE_METRICS = ("fid", "kid", "is", "classes", "class_kl", "class_acc")
 
 
 def check_options(features: str = "auto", n: int = 10_000, toy_n: int = 2500, **_) -> None:
