@@ -12,6 +12,13 @@ different kind of model `critic_loss`/`generator_loss`); none copies the loop.
 Every step's loss and gradients are checked before its optimizer steps (`on_nonfinite`, see divergence.py):
 `stop` raises Diverged; `skip` leaves that net unchanged for the step (it still counts, so the run's length and
 schedules are those of the config) and raises after `max_skips` skipped steps of one net in a row.
+
+fp16 (trainer.precision=16-mixed, a GradScaler): the penalties take their inner gradients on scaled outputs
+(regularizers.py), and a scale too large makes the *loss* inf, not only the gradients. So a non-finite loss is
+first taken for a loss-scale overflow: the step is dropped (it still counts, like a skipped one), the scale
+lowered as GradScaler lowers it on inf gradients, and `overflows` counted; only once the scale is under
+`loss_scale_floor` is it a non-finite step as above, its message pointing to bf16-mixed. The scale each step
+used is logged as train/loss_scale.
 """
 from __future__ import annotations
 
@@ -204,6 +211,7 @@ class GANModule(L.LightningModule):
 
     # ---- the two losses of one iteration ----------------------------------------------------------------
     def critic_loss(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        scaler = getattr(getattr(self._trainer, "precision_plugin", None), "scaler", None)  # fp16's, else None
         with torch.no_grad():
             latent = self.latent(real.shape[0], y)
             fake = self.generator(*latent)  # (B, *shape)
@@ -212,7 +220,7 @@ class GANModule(L.LightningModule):
         loss, logs = self.d_objective(self.critic(real, yd), self.critic(fake, yd), y, latent)
         for name, reg in self.regularizers.items():
             if reg.due(self.d_steps):
-                pen = reg.penalty(lambda x: self.critic(x, yd), real, fake, self.d_steps, self.ranks)
+                pen = reg.penalty(lambda x: self.critic(x, yd), real, fake, self.d_steps, self.ranks, scaler)
                 if pen is not None:
                     loss = loss + pen
                     logs[f"train/{name}"] = pen.detach()
@@ -223,38 +231,61 @@ class GANModule(L.LightningModule):
         fake = self.generator(*latent)  # (B, *shape)
         return self.g_objective(self.critic(self.perturb(fake), self.critic_labels(latent.c)), real, y, latent)
 
+    #: fp16: under this loss scale a non-finite loss is no longer taken for an overflow of the scale (_step).
+    #: At 1 the scaled penalty is the unscaled one: an inf then is fp16's range, not the scale's.
+    loss_scale_floor = 1.0
+    overflows = 0  # fp16 steps dropped as loss-scale overflows (_step), both nets
+
     def _step(self, opt, loss: Tensor, net: nn.Module, logs: dict[str, Tensor], which: str, iteration: int) -> bool:
         """Backward, then `opt.step()` if the loss and `net`'s gradients are finite (else stop or skip, see
-        on_nonfinite); the step's values go to the log only if it was taken. Returns whether it was."""
+        on_nonfinite; under fp16 first a lower loss scale); the step's values go to the log only if it was taken.
+        Returns whether it was."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.ranks.world > 1:
             loss = self._average_over_ranks(opt, loss)
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        scaler = scaler if scaler is not None and scaler.is_enabled() else None
+        if scaler is not None:  # the scale this backward used (a copy: the scaler changes its tensor in place)
+            self._logs["train/loss_scale"].append(scaler._get_scale_async().detach().clone())
         # The loss and gradients, checked before the step (so a bad step can be dropped before it does harm):
         # one fused reduction and one host sync per optimizer step, as AMP's GradScaler costs too; free on a CPU,
         # on a GPU it drains the launch queue once per step. Not the weights: finite weights and gradients give
         # finite weights, short of an overflow in the update itself, which the next step's loss shows; the weights
         # are checked once per checkpoint instead (callbacks/checkpoint.py), so no checkpoint holds NaN/inf.
-        # Under DDP the loss and gradients were averaged over the ranks, so every rank reaches the same verdict. Under fp16 loss scaling
-        # inf gradients are routine: the scaler skips those steps itself, and only the loss is checked here.
-        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
-        grads = [] if scaled else [p.grad for p in net.parameters() if p.grad is not None]
+        # Under DDP the loss and gradients were averaged over the ranks, so every rank reaches the same verdict
+        # (and its scaler the same scale). Under fp16 loss scaling inf gradients are routine: the scaler skips
+        # those steps itself, and only the loss is checked here.
+        grads = [] if scaler is not None else [p.grad for p in net.parameters() if p.grad is not None]
         if bool(all_finite([loss, *grads])):  # the sync
             opt.step()
             self.skipped_in_a_row[which] = 0
             for k, v in logs.items():
                 self._logs[k].append(v)
             return True
+        hint = ""
+        if scaler is not None:
+            state = scaler.state_dict()  # the scale, on the host (a sync, on a bad step only)
+            if state["scale"] >= self.loss_scale_floor:
+                # an overflow of the scaled penalty: drop the step, back off as GradScaler.update does on inf
+                # gradients (scale x backoff_factor, growth tracker reset) and try again at the next step
+                state.update(scale=state["scale"] * state["backoff_factor"], _growth_tracker=0)
+                scaler.load_state_dict(state)
+                opt.zero_grad(set_to_none=True)
+                self.overflows += 1
+                return False
+            hint = (f" in fp16 (16-mixed), with the loss scale already down to {state['scale']:g}: not an overflow "
+                    f"a lower scale avoids; use trainer.precision=bf16-mixed (or 32-true)")
         # what went wrong, in the logged names (a second sync, on the rare bad step only)
         bad = ", ".join(f"{k}={v.item():g}" for k, v in logs.items() if not v.isfinite()) or "its gradients"
         if self.on_nonfinite == "stop":
-            raise Diverged(f"the {which} step was non-finite ({bad})", iteration, self.d_steps)
+            raise Diverged(f"the {which} step was non-finite ({bad}){hint}", iteration, self.d_steps)
         opt.zero_grad(set_to_none=True)  # the step is dropped: this net is left as it was
         self.skipped += 1
         self.skipped_in_a_row[which] += 1
         if self.skipped_in_a_row[which] >= self.max_skips:
             raise Diverged(f"{self.max_skips} {which} steps in a row were non-finite and skipped (model.max_skips; "
-                           f"the last: {bad})", iteration, self.d_steps)
+                           f"the last: {bad}){hint}", iteration, self.d_steps)
         return False
 
     def _average_over_ranks(self, opt, loss: Tensor) -> Tensor:

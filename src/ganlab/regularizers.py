@@ -3,11 +3,18 @@
 Each has `weight` and `every` (lazy regularization: applied every k-th critic step with weight x k, as in
 StyleGAN2). Three hooks, all optional:
 
-    perturb(x, step, ranks)             -> x      on every critic input (real and fake) before D, and on G's fakes
-    penalty(D, real, fake, step, ranks) -> scalar added to the critic loss (already weighted)
+    perturb(x, step, ranks)                     -> x       on every critic input (real and fake) before D, and
+                                                           on G's fakes
+    penalty(D, real, fake, step, ranks, scaler) -> scalar  added to the critic loss (already weighted)
+    after_step(D)                                          after the critic's optimizer step
 
 `ranks` (ranks.py) draws their randomness as this rank's block of a global draw, so DDP ranks differ.
-    after_step(D)                          after the critic's optimizer step
+
+`scaler` is fp16's loss scaler (torch.amp.GradScaler, Lightning's `trainer.precision_plugin.scaler`), None
+otherwise. The penalties on input gradients (GP, R1) need it: under fp16 autocast the inner gradient of D's
+output underflows (fp16's smallest subnormal is 6e-8; half of it rounds to 0), so it is taken of the scaled
+output and divided by the scale in fp32 (PyTorch's AMP examples, "gradient penalty"). A scale too large makes the penalty inf; the
+loop then drops the step and lowers the scale (module.py).
 
 Spectral normalization is not here: it is a property of the network (`spectral_norm` flag of the nets).
 """
@@ -36,20 +43,29 @@ class Regularizer:
     def perturb(self, x: Tensor, step: int, ranks: Ranks = Ranks()) -> Tensor:
         return x
 
-    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor, step: int,
-                ranks: Ranks = Ranks()) -> Tensor | None:
+    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor, step: int, ranks: Ranks = Ranks(),
+                scaler: torch.amp.GradScaler | None = None) -> Tensor | None:
         return None
 
     def after_step(self, critic: nn.Module) -> None:
         pass
 
 
-def _grad_norm(critic: nn.Module, x: Tensor) -> Tensor:
-    """Per-sample ||dD(x)/dx||_2, shape (B,), differentiable (create_graph) for the double backward."""
+def _grad_norm(critic: nn.Module, x: Tensor, scaler: torch.amp.GradScaler | None = None) -> Tensor:
+    """Per-sample ||dD(x)/dx||_2, shape (B,), in fp32, differentiable (create_graph) for the double backward.
+    With a scaler (fp16) the gradient is taken of the scaled output, then unscaled in fp32: no host sync."""
     x = x.detach().requires_grad_(True)
-    out = critic(x)["logits"]  # (B,)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.flatten(1).float().norm(2, dim=1)
+    out = critic(x)["logits"].sum()  # sum over the batch (B,): each sample's gradient is its own
+    if scaler is not None and scaler.is_enabled():
+        out = scaler.scale(out)
+    else:
+        scaler = None
+    (grad,) = torch.autograd.grad(out, x, create_graph=True)
+    with torch.autocast(x.device.type, enabled=False):
+        grad = grad.flatten(1).float()
+        if scaler is not None:
+            grad = grad / scaler._get_scale_async()  # the scale tensor, set by scale() above
+        return grad.norm(2, dim=1)
 
 
 class GradientPenalty(Regularizer):
@@ -64,10 +80,10 @@ class GradientPenalty(Regularizer):
         super().__init__(weight, every)
         self.one_sided = one_sided
 
-    def penalty(self, critic, real, fake, step, ranks=Ranks()):
+    def penalty(self, critic, real, fake, step, ranks=Ranks(), scaler=None):
         eps = ranks.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B,1,..)
         x_hat = eps * real.detach() + (1 - eps) * fake.detach()
-        gap = _grad_norm(critic, x_hat) - 1.0
+        gap = _grad_norm(critic, x_hat, scaler) - 1.0
         if self.one_sided:
             gap = gap.clamp(min=0.0)
         return self.weight * self.every * gap.pow(2).mean()
@@ -78,8 +94,8 @@ class R1(Regularizer):
 
     per_sample = True
 
-    def penalty(self, critic, real, fake, step, ranks=Ranks()):
-        return 0.5 * self.weight * self.every * _grad_norm(critic, real).pow(2).mean()
+    def penalty(self, critic, real, fake, step, ranks=Ranks(), scaler=None):
+        return 0.5 * self.weight * self.every * _grad_norm(critic, real, scaler).pow(2).mean()
 
 
 class WeightClipping(Regularizer):
