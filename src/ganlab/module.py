@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from .divergence import Diverged, all_finite
@@ -80,6 +81,7 @@ class GANModule(L.LightningModule):
         self.g_steps = 0  # generator steps taken
         self.skipped = 0  # steps skipped as non-finite (on_nonfinite=skip), both nets
         self.skipped_in_a_row = {"critic": 0, "generator": 0}  # per net: max_skips is about one net's streak
+        self.overflows = 0  # fp16 steps dropped as loss-scale overflows (_step), both nets
         self._logs: dict[str, list[Tensor]] = defaultdict(list)  # detached values since the last logged row
 
     # ---- counters ---------------------------------------------------------------------------------------
@@ -94,13 +96,19 @@ class GANModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
-        checkpoint["ganlab_skips"] = {"skipped": self.skipped, "in_a_row": dict(self.skipped_in_a_row)}
+        checkpoint["ganlab_skips"] = {"skipped": self.skipped, "in_a_row": dict(self.skipped_in_a_row),
+                                      "overflows": self.overflows}
+        if getattr(self, "_fast", None) is not None and self._fast.capture:
+            from .fast import portable
+
+            portable(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.d_steps = checkpoint["ganlab_steps"]["d_steps"]
         self.g_steps = checkpoint["ganlab_steps"]["g_steps"]
         skips = checkpoint.get("ganlab_skips", {"skipped": 0, "in_a_row": {"critic": 0, "generator": 0}})
         self.skipped, self.skipped_in_a_row = skips["skipped"], dict(skips["in_a_row"])
+        self.overflows = skips.get("overflows", 0)
 
     # ---- sampling ---------------------------------------------------------------------------------------
     @property
@@ -211,7 +219,7 @@ class GANModule(L.LightningModule):
 
     # ---- the two losses of one iteration ----------------------------------------------------------------
     def critic_loss(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        scaler = getattr(getattr(self._trainer, "precision_plugin", None), "scaler", None)  # fp16's, else None
+        scaler = self.loss_scaler
         with torch.no_grad():
             latent = self.latent(real.shape[0], y)
             fake = self.generator(*latent)  # (B, *shape)
@@ -234,7 +242,12 @@ class GANModule(L.LightningModule):
     #: fp16: under this loss scale a non-finite loss is no longer taken for an overflow of the scale (_step).
     #: At 1 the scaled penalty is the unscaled one: an inf then is fp16's range, not the scale's.
     loss_scale_floor = 1.0
-    overflows = 0  # fp16 steps dropped as loss-scale overflows (_step), both nets
+
+    @property
+    def loss_scaler(self) -> torch.amp.GradScaler | None:
+        """fp16's loss scaler (trainer.precision=16-mixed, Lightning's precision plugin), else None."""
+        scaler = getattr(getattr(self._trainer, "precision_plugin", None), "scaler", None)
+        return scaler if scaler is not None and scaler.is_enabled() else None
 
     def _step(self, opt, loss: Tensor, net: nn.Module, logs: dict[str, Tensor], which: str, iteration: int) -> bool:
         """Backward, then `opt.step()` if the loss and `net`'s gradients are finite (else stop or skip, see
@@ -244,8 +257,7 @@ class GANModule(L.LightningModule):
         self.manual_backward(loss)
         if self.ranks.world > 1:
             loss = self._average_over_ranks(opt, loss)
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        scaler = scaler if scaler is not None and scaler.is_enabled() else None
+        scaler = self.loss_scaler
         if scaler is not None:  # the scale this backward used (a copy: the scaler changes its tensor in place)
             self._logs["train/loss_scale"].append(scaler._get_scale_async().detach().clone())
         # The loss and gradients, checked before the step (so a bad step can be dropped before it does harm):
@@ -305,24 +317,48 @@ class GANModule(L.LightningModule):
         """Called after each critic step that was taken (not after a skipped non-finite one); a variant with
         state that follows the critic (BEGAN's k_t) updates it here."""
 
+    #: trainer.fast (fast.py), set by train.build_trainer; the FastStep is built when training starts
+    fast = False
+    #: Why this model's steps cannot be captured in CUDA graphs (trainer.fast then runs the eager step), or None
+    capture_blocker: str | None = None
+
+    def on_train_start(self) -> None:
+        self._fast = None
+        if not self.fast:
+            return
+        from .fast import FastStep, capture_blocker
+
+        blocker = capture_blocker(self)
+        if blocker is not None:
+            rank_zero_warn(f"trainer.fast: {blocker}; running the eager step")
+            return
+        self._fast = FastStep(self, capture=True)
+
     def training_step(self, batch, batch_idx: int) -> None:
         real, y = batch  # (B, *shape), (B,) or None
+        fast = getattr(self, "_fast", None)
         opt_g, opt_d = self._optimizers()
 
-        loss, logs = self.critic_loss(real, y)
-        if self._step(opt_d, loss, self.discriminator, logs, "critic", self.iteration + 1):
-            for reg in self.regularizers.values():
-                reg.after_step(self.discriminator)
-            self.after_critic_step()
+        if fast is not None:
+            fast.critic(real, y)
+        else:
+            loss, logs = self.critic_loss(real, y)
+            if self._step(opt_d, loss, self.discriminator, logs, "critic", self.iteration + 1):
+                for reg in self.regularizers.values():
+                    reg.after_step(self.discriminator)
+                self.after_critic_step()
         self.d_steps += 1
 
         if self.trains_g and self.at_iteration_end:
-            self.toggle_optimizer(opt_g)  # D's parameters stop requiring grad: no wasted D gradients
-            g_loss, g_logs = self.generator_loss(real, y)
-            stepped = self._step(opt_g, g_loss, self.generator, g_logs, "generator", self.iteration)
-            self.untoggle_optimizer(opt_g)
-            if stepped and self.ema is not None:
-                self.ema.update(self.generator)
+            if fast is not None:
+                fast.generator()
+            else:
+                self.toggle_optimizer(opt_g)  # D's parameters stop requiring grad: no wasted D gradients
+                g_loss, g_logs = self.generator_loss(real, y)
+                stepped = self._step(opt_g, g_loss, self.generator, g_logs, "generator", self.iteration)
+                self.untoggle_optimizer(opt_g)
+                if stepped and self.ema is not None:
+                    self.ema.update(self.generator)
             self.g_steps += 1
 
         if self.at_iteration_end:
@@ -335,6 +371,8 @@ class GANModule(L.LightningModule):
         """Every trainer.log_every_n_steps iterations: the mean of each value since the last row (one GPU sync)."""
         if self.iteration % self.trainer.log_every_n_steps and self.iteration < self.iterations:
             return
+        if getattr(self, "_fast", None) is not None:  # its values were summed on the device; checked here
+            self._logs.update(self._fast.collect())
         means = torch.stack([torch.stack(v).float().mean() for v in self._logs.values()]) if self._logs else None
         if means is not None and self.ranks.world > 1:  # under DDP: means over the global batch, as one device sees it
             means = self.trainer.strategy.reduce(means, reduce_op="mean")
@@ -342,6 +380,8 @@ class GANModule(L.LightningModule):
         metrics = dict(zip(self._logs, means))  # a row of skipped steps only has no losses
         if self.on_nonfinite == "skip":
             metrics["train/skipped"] = float(self.skipped)  # steps skipped so far in the run, both nets
+        if self.loss_scaler is not None:
+            metrics["train/overflows"] = float(self.overflows)  # fp16 steps dropped so far to lower the scale
         self._logs.clear()
         emit(self.trainer, self.iteration, metrics)
         self.log_dict({k.removeprefix("train/"): v for k, v in metrics.items()}, prog_bar=True, logger=False)

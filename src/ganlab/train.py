@@ -12,13 +12,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .callbacks.run_state import RunState
 from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
 from .divergence import Diverged
-from .strategy import strategy_for
+from .fast import check_fast
+from .strategy import strategy_for, world_size
 from .sweep import FAILED_OBJECTIVE, check_objective, objective, write_error, write_status
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -67,9 +68,21 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
                  regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations, **extra)
 
 
+def build_trainer(cfg: DictConfig, module: L.LightningModule, **kwargs) -> L.Trainer:
+    """The Trainer of `cfg.trainer`: one device, or ganlab's DDP for alternating steps (strategy.py); atomic
+    checkpoints; `trainer.fast` (fast.py) is ganlab's, not Lightning's: it goes to the module."""
+    node = cfg.trainer.copy()
+    with open_dict(node):
+        module.fast = bool(node.pop("fast", False))
+    return build(node, "trainer", strategy=strategy_for(cfg.trainer), plugins=[AtomicCheckpointIO()],
+                 default_root_dir=cfg.out_dir, **kwargs)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
-    strategy = strategy_for(cfg.trainer)  # one device, or ganlab's DDP for alternating steps (strategy.py)
+    strategy_for(cfg.trainer)  # refuses strategies other than auto / ddp before anything is built
+    if cfg.trainer.get("fast"):
+        check_fast(cfg, world_size(cfg.trainer))
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None:  # a missing, damaged or foreign file fails here, before anything is built
         read_checkpoint(ckpt, "ckpt_path")
@@ -84,8 +97,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
     for logger in loggers:  # the resolved config, once: W&B's run config, TensorBoard's and CSV's hparams.yaml
         logger.log_hyperparams(resolved)
-    trainer = build(cfg.trainer, "trainer", strategy=strategy, callbacks=callbacks, logger=loggers or False,
-                    plugins=[AtomicCheckpointIO()], default_root_dir=cfg.out_dir)
+    trainer = build_trainer(cfg, module, callbacks=callbacks, logger=loggers or False)
     with warnings.catch_warnings():
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")

@@ -85,7 +85,7 @@ def test_skip_drops_bad_steps_finishes_the_run_and_resumes_exactly(tmp_path, mon
     assert all(math.isfinite(v) for r in rows for v in r.values())
     end = load(full / "checkpoints" / "last.ckpt")
     assert end["ganlab_steps"] == {"d_steps": 10, "g_steps": 10} and finite(end)
-    assert end["ganlab_skips"] == {"skipped": 3, "in_a_row": {"critic": 0, "generator": 0}}
+    assert end["ganlab_skips"] == {"skipped": 3, "in_a_row": {"critic": 0, "generator": 0}, "overflows": 0}
 
     # resumed at iteration 5 (two skips in, the third to come): the same run, counters included
     nan_critic_loss(monkeypatch, {6}, first=6)

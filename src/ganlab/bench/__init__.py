@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(res, flush=True)
                     continue
                 print(res.row(), flush=True)
-                notes.append(f"- {res.case}: {res.label}; {res.repeats} pairs of {res.iters} timed iterations; "
+                notes.append(f"- {res.label}; {res.repeats} pairs of {res.iters} timed iterations; "
                              f"MFU peak: {res.peak_what}; memory: {res.mem_what}; probe losses (d, g) after the "
                              f"same iterations: ganlab {res.ganlab_losses[0]:.6g}, {res.ganlab_losses[1]:.6g} / "
                              f"plain {res.plain_losses[0]:.6g}, {res.plain_losses[1]:.6g}")

@@ -33,10 +33,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from ..checkpoint_io import AtomicCheckpointIO
 from ..config import build, check_config
-from ..strategy import strategy_for
-from ..train import CONF_DIR, build_module
+from ..train import CONF_DIR, build_module, build_trainer
 from .common import PeakMemory, count_flops, cpu_peak, fmt_mib, gpu_peak, median_spread, sync
 
 
@@ -51,14 +49,22 @@ class StepCase:
     repeats: int  # ganlab / plain pairs
 
 
+# ganlab's modes on the GPU: the eager step as configured (fp32), bf16 autocast, and the fast step (trainer=fast:
+# bf16, channels-last, CUDA graphs, one sync per logged row, fast.py). The plain loop is always eager fp32.
+GPU_MODES = {"eager": (), "bf16": ("trainer.precision=bf16-mixed",), "fast": ("trainer=fast",)}
+
 STEP_CASES: dict[str, list[StepCase]] = {
     "toy": [StepCase("toy", "toy: MLP 3x512 on grid25, NS loss, Adam, n_critic 1, batch 256, cpu",
-                     ("data=grid25",), "cpu", warmup=5, seconds=3.0, repeats=5)],
+                     ("data=grid25",), "cpu", warmup=5, seconds=3.0, repeats=5),
+            StepCase("toy_fast", "toy_fast: the toy case with trainer.fast=true (on a CPU: the static step without "
+                     "CUDA graphs, one finite check per logged row)", ("data=grid25", "trainer.fast=true"), "cpu",
+                     warmup=5, seconds=3.0, repeats=5)],
     "dcgan32": [StepCase("dcgan32", "dcgan32: DCGAN ch 64, Fashion-MNIST 32x32, NS loss, Adam, batch 64, cpu",
                          (), "cpu", warmup=2, seconds=6.0, repeats=5)],
-    "wgan_gp64": [StepCase(f"wgan_gp64_b{b}", f"wgan_gp64: DCGAN 64x64 WGAN-GP, n_critic 5, batch {b}, cuda",
-                           ("model=wgan_gp", "data.size=64", f"data.batch_size={b}"), "cuda", warmup=10,
-                           seconds=3.0, repeats=5) for b in (64, 256)],
+    "wgan_gp64": [StepCase(f"wgan_gp64_b{b}_{mode}", f"wgan_gp64: DCGAN 64x64 WGAN-GP, n_critic 5, batch {b}, cuda, "
+                           f"ganlab {mode}", ("model=wgan_gp", "data.size=64", f"data.batch_size={b}", *extra),
+                           "cuda", warmup=10, seconds=3.0, repeats=5)
+                  for b in (64, 256) for mode, extra in GPU_MODES.items()],
 }
 
 
@@ -128,8 +134,7 @@ def run_ganlab(cfg: DictConfig, dm, device: torch.device, warmup: int, iters: in
     module = build_module(cfg, dm)
     nc = module.n_critic
     clock = _Clock(warmup * nc, (warmup + iters) * nc, device)
-    trainer = build(cfg.trainer, "trainer", strategy=strategy_for(cfg.trainer), callbacks=[clock], logger=False,
-                    plugins=[AtomicCheckpointIO()], default_root_dir=cfg.out_dir)
+    trainer = build_trainer(cfg, module, callbacks=[clock], logger=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's notes on the endless loader, the log interval, ...
         trainer.fit(module, datamodule=dm)

@@ -102,6 +102,7 @@ def _redrawn(net: nn.Module) -> nn.Module:
 
 class CycleGAN(GANModule):
     translates = True  # trains on two-domain data only (batches (a, b)), and its generators read images, not noise
+    capture_blocker = "its image pools decide on the host which past fakes the critics see"
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, lambda_cycle: float = 10.0,
                  lambda_identity: float = 0.5, pool_size: int = 50, gan_weight: float = 1.0, **kwargs):
@@ -163,7 +164,7 @@ class CycleGAN(GANModule):
             d_loss, d_logs = self.d_objective(critic(real), critic(fake), None, None)
             for reg_name, reg in self.regularizers.items():
                 if reg.due(self.d_steps):
-                    pen = reg.penalty(critic, real, fake, self.d_steps, self.ranks)
+                    pen = reg.penalty(critic, real, fake, self.d_steps, self.ranks, self.loss_scaler)
                     if pen is not None:
                         d_loss = d_loss + pen
                         logs[f"train/{reg_name}_{name}"] = pen.detach()

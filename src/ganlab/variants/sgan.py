@@ -47,6 +47,7 @@ def real_logit(classes: Tensor) -> Tensor:
 
 class SGAN(GANModule):
     labels = "subset"
+    capture_blocker = "its labelled batches are picked on the host from the step count"
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, num_classes: int,
                  labelled_batch: int = 100, unsup_weight: float = 1.0, eval_every: int = 500, **kwargs):
