@@ -91,7 +91,8 @@ class FastStep:
         self.device = module.device
         self.capture = capture and self.device.type == "cuda"
         channels_last(module)
-        if self.capture:
+        self.capturable = self.capture  # the optimizers were made capturable (they stay so if a capture fails)
+        if self.capturable:
             for opt in filter(None, (self.opt_g, self.opt_d)):
                 _make_capturable(opt, self.device)
         self.sums = _Sums(self.device)  # logged name -> sum of its values since the last row, on the device

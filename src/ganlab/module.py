@@ -98,7 +98,7 @@ class GANModule(L.LightningModule):
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
         checkpoint["ganlab_skips"] = {"skipped": self.skipped, "in_a_row": dict(self.skipped_in_a_row),
                                       "overflows": self.overflows}
-        if getattr(self, "_fast", None) is not None and self._fast.capture:
+        if getattr(self, "_fast", None) is not None and self._fast.capturable:
             from .fast import portable
 
             portable(checkpoint)
