@@ -148,3 +148,18 @@ def test_a_fast_runs_checkpoint_resumes_in_any_run():
     again.load_state_dict(checkpoint["optimizer_states"][0])
     again.step()
     assert again.param_groups[0]["lr"] == pytest.approx(0.1) and int(again.state[p]["step"]) == 2
+
+
+@pytest.mark.parametrize("preset", ["acgan", "infogan", "began", "ebgan", "biggan_small"])
+def test_variants_keep_their_state_in_tensors_so_the_static_step_matches(tmp_path, idx_root, preset, monkeypatch):
+    """The variants the fast step captures (no capture_blocker): their static step is their eager step (BEGAN's
+    k_t, InfoGAN's codes, AC-GAN's classes, BigGAN's EMA), in the eager layout."""
+    from .test_presets import preset_overrides
+
+    monkeypatch.setattr(fast_module, "channels_last", lambda module: None)
+    monkeypatch.setattr(fast_module, "_layout", lambda x: x)
+    args = (f"model={preset}", *preset_overrides(preset, "images", idx_root), "iterations=4")
+    eager, fast = run(tmp_path, "eager", *args), run(tmp_path, "fast", *args, "trainer.fast=true")
+    keys = [k for k in eager[0][-1] if k.startswith("train/")]
+    assert "train/d_loss" in keys
+    assert_same(eager, fast, keys)
