@@ -8,7 +8,7 @@ CACHE := $(or $(GANLAB_CACHE),$(HOME)/.cache/ganlab)
 INCEPTION := $(CACHE)/fid_inception_v3.pt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup data inception classifier train test bench study clean
+.PHONY: help setup data inception classifier train test bench gpu-check device-wheels study clean
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -43,6 +43,22 @@ test: setup  ## run the test suite (includes short real trainings that check lea
 
 bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench/
 	$(PY) -m ganlab.bench $(ARGS)
+
+# The GPU checks, for a machine with CUDA and a PyTorch of its own (PY=python3 there, PYTHONPATH=src): the tests
+# marked gpu (the fast step's CUDA graphs against the eager step, fp16 and bf16 training) and make bench's GPU rows
+# (WGAN-GP 64x64 at batch 64 and 256: eager, bf16 and trainer=fast against a plain loop). About 5 minutes on an H100.
+gpu-check:  ## GPU tests and GPU bench rows (on a CUDA machine: make gpu-check PY=python3 PYTHONPATH=src)
+	$(PY) -m pytest -q -p no:cacheprovider -m gpu tests
+	$(PY) -m ganlab.bench wgan_gp64 --repeats 3
+
+# A machine that cannot reach PyPI but has PyTorch and Lightning (a lent GPU machine) lacks only a few pure-Python
+# packages: fetch them here into .whl/ (git-ignored), carry the folder there and
+# `pip install --no-index --no-deps --target /tmp/site .whl/*.whl`, then run with PYTHONPATH=/tmp/site:src.
+device-wheels: $(STAMP)  ## wheels of hydra-core, omegaconf, antlr4 and torch-fidelity into .whl/ for such a machine
+	rm -rf .whl && mkdir -p .whl
+	$(PY) -m pip download --quiet --no-deps --disable-pip-version-check -d .whl hydra-core==1.3.8 \
+	  omegaconf==2.3.0 torch-fidelity==0.4.0
+	$(PY) -m pip wheel --quiet --no-deps --disable-pip-version-check -w .whl antlr4-python3-runtime==4.9.3
 
 # The mode-collapse study (docs/mode_collapse_intro.md): 6 variants x 3 seeds on each toy mixture, one Hydra sweep per
 # mixture, the two sweeps side by side (one thread each), then the report. Re-running replaces the old runs.

@@ -180,6 +180,7 @@ def test_a_real_divergence_in_fp16_stops_once_the_scale_is_spent(tmp_path, track
         assert sorted(m.skipped_in_a_row.values()) == [2, 3] and m.skipped == 5
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast with Lightning's own scaler needs a GPU")
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
 def test_wgan_gp_conv_nets_train_in_mixed_precision_on_gpu(tmp_path, idx_root, precision):

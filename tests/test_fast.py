@@ -113,6 +113,7 @@ def test_trainer_fast_preset_trains_in_bf16(tmp_path):
     assert rows[-1]["step"] == 4 and all(math.isfinite(r["train/g_loss"]) for r in rows)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("overrides", [
     ("model=wgan_gp", "data.size=32", "data.batch_size=64", "model.ema_decay=0.999", "model.lr_decay=linear"),

@@ -18,10 +18,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning_utilities.core.rank_zero import rank_zero_only as utils_rank_zero_only
 from omegaconf import OmegaConf
 
-from ganlab.config import ConfigError, build
-from ganlab.strategy import strategy_for
+from ganlab.config import ConfigError
 from ganlab.sweep import check_objective, objective
-from ganlab.train import CONF_DIR, train
+from ganlab.train import CONF_DIR, build_trainer, train
 
 from .conftest import make_cfg, read_metrics
 from .test_loggers import wandb_records
@@ -181,7 +180,7 @@ def test_slurm_launcher_asks_one_task_per_device_on_every_node(tmp_path, monkeyp
         monkeypatch.setenv(var, value)
     for flag in (rank_zero_only, utils_rank_zero_only):  # the Trainer sets the process's rank: put it back after
         monkeypatch.setattr(flag, "rank", flag.rank)
-    trainer = build(cfg.trainer, "trainer", accelerator="cpu", strategy=strategy_for(cfg.trainer))  # as train() does
+    trainer = build_trainer(cfg, accelerator="cpu", default_root_dir=str(tmp_path))  # as train() builds it
     assert isinstance(trainer._accelerator_connector.cluster_environment, SLURMEnvironment)
     assert (trainer.global_rank, trainer.local_rank, trainer.node_rank, trainer.world_size) == (6, 2, 1, 8)
 

@@ -317,7 +317,7 @@ class GANModule(L.LightningModule):
         """Called after each critic step that was taken (not after a skipped non-finite one); a variant with
         state that follows the critic (BEGAN's k_t) updates it here."""
 
-    #: trainer.fast (fast.py), set by train.build_trainer; the FastStep is built when training starts
+    #: trainer.fast (fast.py), set by train.build_module; the FastStep is built when training starts
     fast = False
     #: Why this model's steps cannot be captured in CUDA graphs (trainer.fast then runs the eager step), or None
     capture_blocker: str | None = None

@@ -56,9 +56,11 @@ IMAGE_METRICS = tuple(f"val/{m}" for m in suite.IMAGE_METRICS)
 
 def write_status(run_dir: str | Path, status: str, error: str | None = None,
                  metrics: Mapping[str, float] | None = None, overrides: Sequence[str] = ()) -> Path:
-    """`<run_dir>/status.json`, replaced whole (never half-written)."""
+    """`<run_dir>/status.json`, replaced whole (never half-written). Metrics by their logged names (train/...,
+    val/...): the progress bar's short copies of the losses and the signal marker are left out."""
     assert status in STATUSES, status
-    record = {"status": status, "error": error, "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+    logged = {k: float(v) for k, v in (metrics or {}).items() if k.startswith(("train/", "val/"))}
+    record = {"status": status, "error": error, "metrics": logged,
               "overrides": list(overrides)}
     text = json.dumps(record, indent=2, allow_nan=True) + "\n"
     return write_atomically(Path(run_dir) / "status.json", lambda tmp: tmp.write_text(text))

@@ -64,18 +64,21 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     check_optimizer(optim_g, "optim.g")
     check_optimizer(optim_d, "optim.d")
     extra = {"num_classes": data_classes} if module_cls.labels is not None else {}
-    return build(cfg.model, "model", generator=generator, discriminator=discriminator, loss=build(cfg.loss, "loss"),
-                 regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations, **extra)
+    module = build(cfg.model, "model", generator=generator, discriminator=discriminator, loss=build(cfg.loss, "loss"),
+                   regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations, **extra)
+    module.fast = bool(cfg.trainer.get("fast", False))  # the fast step (fast.py): how this module trains
+    return module
 
 
-def build_trainer(cfg: DictConfig, module: L.LightningModule, **kwargs) -> L.Trainer:
+def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
     """The Trainer of `cfg.trainer`: one device, or ganlab's DDP for alternating steps (strategy.py); atomic
-    checkpoints; `trainer.fast` (fast.py) is ganlab's, not Lightning's: it goes to the module."""
+    checkpoints. `trainer.fast` is ganlab's, not Lightning's: build_module gives it to the module."""
     node = cfg.trainer.copy()
     with open_dict(node):
-        module.fast = bool(node.pop("fast", False))
-    return build(node, "trainer", strategy=strategy_for(cfg.trainer), plugins=[AtomicCheckpointIO()],
-                 default_root_dir=cfg.out_dir, **kwargs)
+        node.pop("fast", None)
+    if "default_root_dir" not in kwargs:
+        kwargs["default_root_dir"] = cfg.out_dir
+    return build(node, "trainer", strategy=strategy_for(cfg.trainer), plugins=[AtomicCheckpointIO()], **kwargs)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -97,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
     for logger in loggers:  # the resolved config, once: W&B's run config, TensorBoard's and CSV's hparams.yaml
         logger.log_hyperparams(resolved)
-    trainer = build_trainer(cfg, module, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
     with warnings.catch_warnings():
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")

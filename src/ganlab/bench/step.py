@@ -134,7 +134,7 @@ def run_ganlab(cfg: DictConfig, dm, device: torch.device, warmup: int, iters: in
     module = build_module(cfg, dm)
     nc = module.n_critic
     clock = _Clock(warmup * nc, (warmup + iters) * nc, device)
-    trainer = build_trainer(cfg, module, callbacks=[clock], logger=False)
+    trainer = build_trainer(cfg, callbacks=[clock], logger=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's notes on the endless loader, the log interval, ...
         trainer.fit(module, datamodule=dm)

@@ -33,6 +33,9 @@ FEATURES = ("auto", "inception", "classifier")
 TOY_METRICS = ("w1",)  # any toy data
 MIXTURE_METRICS = ("modes", "hq")  # toy mixtures (data with modes)
 IMAGE_METRICS = ("fid", "kid", "is", "classes", "class_kl", "class_acc")
+#: Which way each is better (report.py ranks and labels by it).
+HIGHER_IS_BETTER = {"w1": False, "modes": True, "hq": True, "fid": False, "kid": False, "is": True, "classes": True,
+                    "class_kl": False, "class_acc": True}
 
 
 def check_options(features: str = "auto", n: int = 10_000, toy_n: int = 2500, **_) -> None:

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..metrics import suite
 from .collect import Group, Run
 
-# name -> True when higher is better. Images first, then toy data (README, Metrics).
-IMAGE_METRICS = {"val/fid": False, "val/kid": False, "val/is": True, "val/class_acc": True, "val/classes": True}
-TOY_METRICS = {"val/modes": True, "val/hq": True, "val/w1": False}
+# logged name -> True when higher is better, for the metrics metrics/suite.py computes, by kind of data
+IMAGE_METRICS = {f"val/{m}": suite.HIGHER_IS_BETTER[m] for m in suite.IMAGE_METRICS}
+TOY_METRICS = {f"val/{m}": suite.HIGHER_IS_BETTER[m] for m in suite.MIXTURE_METRICS + suite.TOY_METRICS}
 HIGHER_IS_BETTER = {**IMAGE_METRICS, **TOY_METRICS}
 
 
@@ -20,7 +21,7 @@ def is_toy(groups: list[Group]) -> bool:
 
 
 def table_metrics(groups: list[Group]) -> list[str]:
-    """The table's metrics: those of the data set's kind that some run logged, in README order."""
+    """The table's metrics: those of the data set's kind that some run logged, in metrics/suite.py's order."""
     names = TOY_METRICS if is_toy(groups) else IMAGE_METRICS
     return [k for k in names if any(k in r.series for g in groups for r in g.runs)]
 
