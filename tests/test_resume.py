@@ -13,11 +13,13 @@ def losses_by_step(out):
     return {int(r["step"]): {k: r[k] for k in LOSSES if k in r} for r in read_metrics(out) if "train/d_loss" in r}
 
 
-@pytest.mark.parametrize("name", ["toy_wgan_gp_ema", "images_dcgan"])
+@pytest.mark.parametrize("name", ["toy_wgan_gp_ema", "images_dcgan", "toy_wgan_gp_ema_fast"])
 def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path, idx_root, name):
     overrides = {
         "toy_wgan_gp_ema": ["data=grid25", "model=wgan_gp", "model.ema_decay=0.9", "net.g.hidden=32",
                             "net.d.hidden=32", "model.lr_decay=linear"],
+        "toy_wgan_gp_ema_fast": ["data=grid25", "model=wgan_gp", "model.ema_decay=0.9", "net.g.hidden=32",
+                                 "net.d.hidden=32", "model.lr_decay=linear", "trainer.fast=true"],
         "images_dcgan": ["data=fashion_mnist", f"data.root={idx_root}", "model=dcgan", "net.g.ch=8", "net.d.ch=8",
                          "data.batch_size=16", "model.ema_decay=0.9"],
     }[name]
