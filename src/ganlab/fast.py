@@ -19,8 +19,10 @@ runs the same step code (module.critic_loss / generator_loss, the regularizers, 
 What cannot be captured falls back to the eager step with one warning naming why (`capture_blocker`): models
 whose step keeps state on the host (CycleGAN's image pools, SGAN's labelled batches: their `capture_blocker`),
 annealed instance noise (its sigma changes on the host every step) and, on CUDA, optimizers without a capturable
-mode. The other variants keep their state in tensors (BEGAN's k_t, InfoGAN's codes drawn on the device). What cannot run at all is refused before training (`check_fast`): DDP (the gradient all-reduce is
-outside the graphs), fp16 loss scaling (GradScaler reads its overflow flag on the host), on_nonfinite=skip.
+mode. The other variants keep their state in tensors (BEGAN's k_t, InfoGAN's codes drawn on the device). A
+capture that fails all the same warns once and the run goes on eagerly. What cannot run at all is refused before
+training (`check_fast`): DDP (the gradient all-reduce is outside the graphs), fp16 loss scaling (GradScaler reads
+its overflow flag on the host), on_nonfinite=skip.
 Without CUDA the fast step runs the same static step eagerly (no graphs): tests/test_fast.py checks it computes
 what the eager loop computes.
 """
@@ -188,8 +190,11 @@ class FastStep:
             with torch.cuda.graph(graph):
                 keys = fn()
         except Exception as e:  # an op that cannot be captured: say which, keep training eagerly
-            rank_zero_warn(f"trainer.fast: the {kind[0] if isinstance(kind, tuple) else kind} step could not be captured in "
-                      f"a CUDA graph ({type(e).__name__}: {e}); it runs eagerly from here on")
+            if kind == "generator":  # the capture stopped inside the step: D may still be toggled off
+                self.m.untoggle_optimizer(self.opt_g)
+            name = kind[0] if isinstance(kind, tuple) else kind
+            rank_zero_warn(f"trainer.fast: the {name} step could not be captured in a CUDA graph "
+                           f"({type(e).__name__}: {e}); every step runs eagerly from here on")
             self.capture = False
             self.graphs.clear()
             return

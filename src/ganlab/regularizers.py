@@ -13,8 +13,8 @@ StyleGAN2). Three hooks, all optional:
 `scaler` is fp16's loss scaler (torch.amp.GradScaler, Lightning's `trainer.precision_plugin.scaler`), None
 otherwise. The penalties on input gradients (GP, R1) need it: under fp16 autocast the inner gradient of D's
 output underflows (fp16's smallest subnormal is 6e-8; half of it rounds to 0), so it is taken of the scaled
-output and divided by the scale in fp32 (PyTorch's AMP examples, "gradient penalty"). A scale too large makes the penalty inf; the
-loop then drops the step and lowers the scale (module.py).
+output and divided by the scale in fp32 (PyTorch's AMP examples, "gradient penalty"). A scale too large makes
+the penalty inf; the loop then drops the step and lowers the scale (module.py).
 
 Spectral normalization is not here: it is a property of the network (`spectral_norm` flag of the nets).
 """
