@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from .divergence import Diverged, all_finite
@@ -333,6 +333,9 @@ class GANModule(L.LightningModule):
             rank_zero_warn(f"trainer.fast: {blocker}; running the eager step")
             return
         self._fast = FastStep(self, capture=True)
+        if not self._fast.capture:
+            rank_zero_info("trainer.fast: no CUDA device, so no CUDA graphs: the static step runs eagerly (one finite "
+                           "check per logged row); expect no speed-up on a CPU")
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, y = batch  # (B, *shape), (B,) or None
