@@ -82,6 +82,7 @@ class GANModule(L.LightningModule):
         self.skipped = 0  # steps skipped as non-finite (on_nonfinite=skip), both nets
         self.skipped_in_a_row = {"critic": 0, "generator": 0}  # per net: max_skips is about one net's streak
         self.overflows = 0  # fp16 steps dropped as loss-scale overflows (_step), both nets
+        self._fast = None  # the FastStep (fast.py) running the steps, from the start of training, if trainer.fast
         self._logs: dict[str, list[Tensor]] = defaultdict(list)  # detached values since the last logged row
 
     # ---- counters ---------------------------------------------------------------------------------------
@@ -98,7 +99,7 @@ class GANModule(L.LightningModule):
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
         checkpoint["ganlab_skips"] = {"skipped": self.skipped, "in_a_row": dict(self.skipped_in_a_row),
                                       "overflows": self.overflows}
-        if getattr(self, "_fast", None) is not None and self._fast.capturable:
+        if self._fast is not None and self._fast.capturable:
             from .fast import portable
 
             portable(checkpoint)
@@ -339,7 +340,7 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, y = batch  # (B, *shape), (B,) or None
-        fast = getattr(self, "_fast", None)
+        fast = self._fast
         opt_g, opt_d = self._optimizers()
 
         if fast is not None:
@@ -374,7 +375,7 @@ class GANModule(L.LightningModule):
         """Every trainer.log_every_n_steps iterations: the mean of each value since the last row (one GPU sync)."""
         if self.iteration % self.trainer.log_every_n_steps and self.iteration < self.iterations:
             return
-        if getattr(self, "_fast", None) is not None:  # its values were summed on the device; checked here
+        if self._fast is not None:  # its values were summed on the device; checked here
             self._logs.update(self._fast.collect())
         means = torch.stack([torch.stack(v).float().mean() for v in self._logs.values()]) if self._logs else None
         if means is not None and self.ranks.world > 1:  # under DDP: means over the global batch, as one device sees it
