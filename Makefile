@@ -48,7 +48,7 @@ bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios);
 # marked gpu (the fast step's CUDA graphs against the eager step, fp16 and bf16 training) and make bench's GPU rows
 # (WGAN-GP 64x64 at batch 64 and 256: eager, bf16 and trainer=fast against a plain loop). About 5 minutes on an H100.
 gpu-check:  ## GPU tests and GPU bench rows (on a CUDA machine: make gpu-check PY=python3 PYTHONPATH=src)
-	$(PY) -m pytest -q -p no:cacheprovider -m gpu tests
+	$(PY) -m pytest -q -p no:cacheprovider -m gpu tests/test_fast.py tests/test_amp.py  # only these hold gpu tests
 	$(PY) -m ganlab.bench wgan_gp64 --repeats 3
 
 # A machine that cannot reach PyPI but has PyTorch and Lightning (a lent GPU machine) lacks only a few pure-Python
