@@ -68,9 +68,12 @@ def test_two_ranks_with_batch_b_train_as_one_process_with_batch_2b(tmp_path):
 
 @pytest.mark.slow
 def test_two_ranks_on_images_match_one_process(tmp_path, idx_root):
-    """On-device images (epoch permutations cut into global batches, each rank its block), conv nets."""
+    """On-device images (epoch permutations cut into global batches, each rank its block), conv nets. Plain SGD,
+    whose step is proportional to the gradient: gradients summed over the ranks instead of averaged would step
+    twice as far (Adam and RMSprop would not show it: they are invariant to the gradient's scale)."""
+    sgd = [f"optim.{net}.{key}" for net in "gd" for key in ("_target_=torch.optim.SGD", "lr=0.01")]
     common = ["data=fashion_mnist", f"data.root={idx_root}", "model=wgan_gp", "net.g.ch=8", "net.d.ch=8",
-              "net.g.norm=none", "iterations=2"]
+              "net.g.norm=none", "iterations=2", "~optim.d.betas", "~optim.g.betas", *sgd]
     assert_same_run(run(tmp_path, "one", *common, "data.batch_size=16"),
                     run(tmp_path, "two", *common, "data.batch_size=8", "trainer.devices=2"))
 
