@@ -28,6 +28,7 @@ what the eager loop computes.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 
 import torch
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 
 from .config import ConfigError
 from .divergence import Diverged, all_finite
+from .regularizers import InstanceNoise
 
 WARMUP = 3  # eager runs of each step before it is captured (PyTorch's docs: warm up on a side stream first)
 
@@ -57,8 +59,6 @@ def check_fast(cfg: DictConfig, world: int) -> None:
 def capture_blocker(module) -> str | None:
     """Why this module's steps cannot be captured in CUDA graphs, or None when they can: a step must keep no state
     on the host that changes from step to step (a graph replays the values it was captured with)."""
-    from .regularizers import InstanceNoise
-
     if module.capture_blocker:
         return f"{type(module).__name__} cannot be captured: {module.capture_blocker}"
     for name, reg in module.regularizers.items():
@@ -87,17 +87,19 @@ class FastStep:
     """Runs the module's critic and generator steps as described above. Built by the module at the start of
     training (after the optimizers exist and a checkpoint's state is loaded)."""
 
-    def __init__(self, module, capture: bool):
+    def __init__(self, module):
         self.m = module
         self.opt_g, self.opt_d = raw_optimizers(module)
         self.device = module.device
-        self.capture = capture and self.device.type == "cuda"
+        self.capture = self.device.type == "cuda"  # CUDA graphs; elsewhere the static step runs eagerly
         channels_last(module)
         self.capturable = self.capture  # the optimizers were made capturable (they stay so if a capture fails)
         if self.capturable:
             for opt in filter(None, (self.opt_g, self.opt_d)):
                 _make_capturable(opt, self.device)
-        self.sums = _Sums(self.device)  # logged name -> sum of its values since the last row, on the device
+        # logged name -> sum of its values since the last row, on the device; a name's sum is created in an eager
+        # run, since a kind of step is captured only after eager runs of its own (no allocation inside a graph)
+        self.sums: defaultdict[str, Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
         self.counts: dict[str, int] = {}  # logged name -> steps summed
         self.ok = torch.ones((), dtype=torch.bool, device=self.device)  # every step since the last row was finite
         self.graphs: dict[object, tuple[torch.cuda.CUDAGraph, tuple[str, ...]]] = {}
@@ -215,19 +217,6 @@ class FastStep:
         self.counts.clear()
         self.first_row = self.m.iteration
         return means
-
-
-class _Sums(dict):
-    """Logged name -> a running sum on the device, created at zero the first time the name is seen: in an eager
-    run, since a kind of step is captured only after eager runs of its own (no allocation inside a graph)."""
-
-    def __init__(self, device: torch.device):
-        super().__init__()
-        self.device = device
-
-    def __missing__(self, key: str) -> Tensor:
-        self[key] = torch.zeros((), device=self.device)
-        return self[key]
 
 
 def _layout(x: Tensor) -> Tensor:

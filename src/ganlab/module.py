@@ -333,7 +333,7 @@ class GANModule(L.LightningModule):
         if blocker is not None:
             rank_zero_warn(f"trainer.fast: {blocker}; running the eager step")
             return
-        self._fast = FastStep(self, capture=True)
+        self._fast = FastStep(self)
         if not self._fast.capture:
             rank_zero_info("trainer.fast: no CUDA device, so no CUDA graphs: the static step runs eagerly (one finite "
                            "check per logged row); expect no speed-up on a CPU")

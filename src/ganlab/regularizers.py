@@ -53,13 +53,12 @@ class Regularizer:
 
 def _grad_norm(critic: nn.Module, x: Tensor, scaler: torch.amp.GradScaler | None = None) -> Tensor:
     """Per-sample ||dD(x)/dx||_2, shape (B,), in fp32, differentiable (create_graph) for the double backward.
-    With a scaler (fp16) the gradient is taken of the scaled output, then unscaled in fp32: no host sync."""
+    With a scaler (fp16; an enabled one, as GANModule.loss_scaler gives) the gradient is taken of the scaled
+    output, then unscaled in fp32: no host sync."""
     x = x.detach().requires_grad_(True)
     out = critic(x)["logits"].sum()  # sum over the batch (B,): each sample's gradient is its own
-    if scaler is not None and scaler.is_enabled():
+    if scaler is not None:
         out = scaler.scale(out)
-    else:
-        scaler = None
     (grad,) = torch.autograd.grad(out, x, create_graph=True)
     with torch.autocast(x.device.type, enabled=False):
         grad = grad.flatten(1).float()
