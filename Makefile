@@ -44,9 +44,10 @@ test: setup  ## run the test suite (includes short real trainings that check lea
 bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench/
 	$(PY) -m ganlab.bench $(ARGS)
 
-# The GPU checks, for a machine with CUDA and a PyTorch of its own (PY=python3 there, PYTHONPATH=src): the tests
-# marked gpu (the fast step's CUDA graphs against the eager step, fp16 and bf16 training) and make bench's GPU rows
-# (WGAN-GP 64x64 at batch 64 and 256: eager, bf16 and trainer=fast against a plain loop). About 5 minutes on an H100.
+# The GPU checks, for a machine with CUDA and a PyTorch of its own (PY=python3 there, PYTHONPATH=src, plus the
+# device-wheels below where it cannot reach PyPI): the tests marked gpu (the fast step's CUDA graphs against the
+# eager step, fp16 and bf16 training) and make bench's GPU rows (WGAN-GP 64x64 at batch 64 and 256: eager, bf16 and
+# trainer=fast against a plain loop). Not yet run on a GPU, so its duration is unknown.
 gpu-check:  ## GPU tests and GPU bench rows (on a CUDA machine: make gpu-check PY=python3 PYTHONPATH=src)
 	$(PY) -m pytest -q -p no:cacheprovider -m gpu tests/test_fast.py tests/test_amp.py  # only these hold gpu tests
 	$(PY) -m ganlab.bench wgan_gp64 --repeats 3
