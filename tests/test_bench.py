@@ -62,3 +62,85 @@ def test_gpu_case_without_cuda_is_one_skipped_line(capsys, monkeypatch):
     main(["wgan_gp64"])
     out = capsys.readouterr().out
     assert out.count("skipped: needs a GPU") == 6 and "Traceback" not in out
+
+
+class _CountingFeatures(torch.nn.Module):
+    """A small feature network (uint8 (N, 1, 16, 16) -> (N, 16)) that counts the images it embeds."""
+
+    name = "counting"
+    num_features = 16  # for torchmetrics running it itself
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 8, 3, stride=2)
+        self.fc = torch.nn.Linear(8 * 7 * 7, 16)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.fc(torch.relu(self.conv(x.float() / 127.5 - 1)).flatten(1))
+
+
+def _images(n=300):
+    real = torch.randint(0, 256, (n, 1, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    return real, (real.flip(-1).float() * 0.8).to(torch.uint8)  # a different set: mirrored and darker
+
+
+def test_fid_case_both_sides_compute_the_same_values_and_embed_each_image_once(tmp_path):
+    """The fid case's baseline is torchmetrics used well: each image through the network once (FID and KID share
+    the features) and the real set once per run; ganlab's side embeds the real set once across runs (disk cache).
+    Both give the FID and KID that torchmetrics gives running the network itself, twice per image."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from ganlab.bench.fid import GanlabEval, PlainEval, check_same
+
+    net, (real, fake), cpu = _CountingFeatures(), _images(), torch.device("cpu")
+
+    def evaluate(side, expect_seen):
+        net.seen = 0
+        torch.manual_seed(0)  # KID's subsets
+        out = side(real, fake)
+        assert net.seen == expect_seen
+        return out
+
+    ganlab, plain = GanlabEval(net, tmp_path, subset=100), PlainEval(net, 16, subset=100, device=cpu)
+    first = evaluate(ganlab, 600), evaluate(plain, 600)  # a run's first evaluation: real and generated sets
+    later = evaluate(ganlab, 300), evaluate(plain, 300)  # its later ones: the generated set only
+    cached = evaluate(GanlabEval(net, tmp_path, subset=100), 300), evaluate(PlainEval(net, 16, 100, cpu), 600)
+    for g, p in (first, later, cached):
+        check_same(g, p)
+        check_same(g, first[0])
+    assert first[0]["fid"] > 1 and first[0]["kid"] > 1e-3  # the two sets differ: values far from 0
+
+    fid = FrechetInceptionDistance(feature=net)  # torchmetrics running the network in each metric
+    kid = KernelInceptionDistance(feature=net, subset_size=100)
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    torch.manual_seed(0)
+    check_same(first[0], {"fid": float(fid.compute()), "kid": float(kid.compute()[0])})
+
+    with pytest.raises(AssertionError, match="kid differs"):
+        check_same(first[0], {**first[0], "kid": first[0]["kid"] * 1.01})
+
+
+def test_fid_case_rows_are_finite_and_positive():
+    from ganlab.bench.fid import EVALUATIONS, compare, report
+
+    real, fake = _images()
+    res = compare(_CountingFeatures(), real, fake, subset=100, pairs=2, device=torch.device("cpu"))
+    assert res.pairs == 2 and res.n == 300 and res.dim == 16
+    for e in EVALUATIONS:
+        assert all(math.isfinite(t) and t > 0 for t in res.seconds[e])
+        lo, med, hi = res.ratio[e][1], res.ratio[e][0], res.ratio[e][2]
+        assert 0 < lo <= med <= hi
+    assert all(t > 0 for t in res.split.values())
+    rows, note = report("counting", 3000, "cpu", res)  # timed on 300, scaled to 3000: estimates
+    assert len(rows) == 3 and all(r.startswith("| FID+KID, counting features, N=3000, cpu |") for r in rows)
+    assert all("(est.)" in r and "nan" not in r and "inf" not in r for r in rows)
+    assert "KID 100 subsets of 100" in note and "2 ABBA pairs" in note

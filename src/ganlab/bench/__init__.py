@@ -8,7 +8,9 @@ Cases:
 - `wgan_gp64`: the training step of a 64x64 DCGAN WGAN-GP (n_critic 5, gradient penalty), batch 64 and 256, ganlab
   eager (fp32), bf16 and trainer=fast against the same plain fp32 loop; GPU only (a "skipped: needs a GPU" line per
   row without CUDA) (step.py).
-- `fid`: one FID + KID evaluation on 10k generated images against plain torchmetrics (fid.py).
+- `fid`: FID + KID on 10k generated images against torchmetrics used well (one feature pass shared by FID and KID,
+  the real set embedded once per run): a run's later evaluation, its first, and the first of a later run whose real
+  features ganlab finds in its disk cache; both sides' values checked equal (fid.py).
 
 Training-step rows: generator iterations/s, real samples/s, model FLOP utilisation (FLOPs of one iteration counted
 with torch's FlopCounterMode, backward and the gradient penalty's double backward included, times iterations/s,
@@ -30,12 +32,14 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cases", nargs="*", help=f"cases to run, of {', '.join(CASES)} (default: all)")
     p.add_argument("--n", type=int, default=10_000, help="fid: generated images per FID evaluation")
-    p.add_argument("--inception-n", type=int, default=200, help="fid: images timed with Inception on a CPU")
+    p.add_argument("--inception-n", type=int, default=200, help="fid: images timed with Inception on a CPU "
+                   "(times scaled to --n, marked est.)")
     p.add_argument("--root", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST idx files")
     p.add_argument("--iters", type=int, help="training steps: timed iterations per run (default: as many as the "
                    "plain loop runs in the case's few seconds, sized on the warm-up run)")
     p.add_argument("--warmup", type=int, help="training steps: untimed iterations per run (default: the case's)")
-    p.add_argument("--repeats", type=int, help="training steps: ganlab / plain pairs (default: the case's)")
+    p.add_argument("--repeats", type=int, help="ganlab / plain pairs (default: the training-step case's; fid: 3, "
+                   "1 for Inception on a CPU)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, as train.py runs)")
     args = p.parse_args(argv)
     if args.threads:
@@ -69,5 +73,5 @@ def main(argv: list[str] | None = None) -> None:
         from .fid import HEADER as FID_HEADER, bench_fid
 
         print("\nMetric evaluation\n" + FID_HEADER, flush=True)
-        for row in bench_fid(args.n, args.inception_n, args.root):
+        for row in bench_fid(args.n, args.inception_n, args.root, args.repeats):
             print(row, flush=True)
