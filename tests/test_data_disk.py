@@ -33,7 +33,7 @@ def test_celeba_splits_crop_and_range(celeba_root):
     assert x.min() >= -1 and x.max() <= 1
     assert x[:, :, 0].max() < -0.3 and x[:, :, -1].max() < -0.3  # the white bands were cropped away
     assert x[:, :, 16, 16].mean() > -0.3  # the centre square is still there
-    assert dm.stats_key().startswith("celeba-") and dm.stats_key().endswith("-valid-3x32px")
+    assert dm.stats_key(100).startswith("celeba-") and dm.stats_key(100).endswith("-valid-3x32px-n100-of8-seed0")
 
 
 def test_celeba_reads_torchvisions_layout(tmp_path):

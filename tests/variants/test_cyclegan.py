@@ -144,7 +144,7 @@ def test_unpaired_folders_pair_two_independent_streams_of_their_domains(tree):
     assert len(held_a) == 2 and {c[:3:2] for c in colours(held_a)} == {(A_RED, TEST_BLUE)}
     assert torch.equal(held_b, dm.held_out("b", 3)[:2])  # a prefix of a larger call's: fixed images
     assert {c[0] for c in colours(dm.real(4))} == {B_RED}  # what the metrics compare translations with
-    assert "trainB" in dm.stats_key()
+    assert "trainB" in dm.stats_key(4)
 
 
 def test_unpaired_folders_layouts_and_their_errors(tmp_path, tree):
@@ -172,7 +172,7 @@ def test_sneaker2boot_reads_two_classes_of_the_real_fashion_mnist_files():
     test.setup()
     assert torch.equal(dm.held_out("a", 5), test.x[test.y == 7][:5])  # held out: the t10k sneakers
     assert torch.equal(dm.held_out("b", 2000), test.x[test.y == 9])  # all 1,000 t10k ankle boots
-    assert len(dm.real(10_000)) == 6000 and "class9" in dm.stats_key()
+    assert len(dm.real(10_000)) == 6000 and "class9" in dm.stats_key(10_000)
     g = torch.Generator()
     a, b = dm.batch(5, g, 0, 1)
     assert a.shape == b.shape == (64, 1, 32, 32) and not torch.equal(a, b)

@@ -65,10 +65,13 @@ class DeviceDataModule(L.LightningDataModule):
         """n real samples (B, *shape) for metrics and plots, the same every call."""
         raise NotImplementedError
 
-    def stats_key(self) -> str:
-        """Names the real set in caches of its statistics (metrics/fid.py): which data, read from which folder
-        (`root`), split, channels and size. For image sets; toy data has no statistics to cache."""
-        return f"{type(self).__name__.lower()}-{source_id(self.root)}-{self.split}-{self.shape[0]}x{self.size}px"
+    def stats_key(self, n: int) -> str:
+        """Names the images real(n) returns in caches of their statistics (metrics/fid.py), so that runs share
+        a cache file only when their images are the same: everything they depend on - which data, read from
+        which folder (`root`), split, channels, size and n. This default is for a set whose real(n) is its first
+        n images; a set that draws them from the seed names the seed too. Toy data has no statistics to cache."""
+        return (f"{type(self).__name__.lower()}-{source_id(self.root)}-{self.split}-{self.shape[0]}x{self.size}px"
+                f"-n{n}")
 
     def train_dataloader(self) -> Iterator[Batch]:
         t = self.trainer

@@ -35,6 +35,9 @@ class Stacked(IdxImages):
         y = 100 * self.y[idx[0]] + 10 * self.y[idx[1]] + self.y[idx[2]]  # (B,)
         return x, y
 
+    def stats_key(self, n):
+        return f"{super().stats_key(n)}-seed{self.seed}"  # real(n)'s triples are drawn from the seed
+
     def real(self, n, device="cpu"):
         self.setup()
         g = torch.Generator().manual_seed(self.seed + 12345)

@@ -197,6 +197,11 @@ class StreamingImages(DeviceDataModule):
         return _Stream(self.loader(self.consumed, t.global_rank, t.world_size,
                                    pin_memory=t.strategy.root_device.type == "cuda"))
 
+    def stats_key(self, n: int) -> str:
+        """real(n) draws its subset (and its order) of the usable files from the seed: both name it."""
+        self.setup()
+        return f"{super().stats_key(n)}-of{len(self.files)}-seed{self.seed}"
+
     def real(self, n: int, device: torch.device | str = "cpu") -> Tensor:
         """min(n, N) images (n, C, S, S) of a fixed seeded subset, decoded by the workers."""
         self.setup()

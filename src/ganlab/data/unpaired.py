@@ -7,7 +7,7 @@ What a two-domain datamodule gives (model=cyclegan reads it; class_pair.py is an
     held_out(d, n, device)   min(n, N) fixed held-out images (n, C, S, S) of domain d ("a" or "b"), the same every
                              call (a prefix of a larger call's): translation grids, val/cycle, the translated samples
     real(n, device)          n fixed real training images of domain B: what the metrics compare G_ab(A) with
-    stats_key()              names that real B set in the metrics' caches
+    stats_key(n)             names the images of real(n) in the metrics' caches
 
 Each domain is its own stream of epochs - a permutation of its images per epoch, drawn from its own seed
 (2 * seed for A, 2 * seed + 1 for B) - so the two sets may differ in size and the pairing of A and B images
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .base import Batch, DeviceDataModule, source_id
+from .base import Batch, DeviceDataModule
 from .folder import ImageFolder, images_under
 from .stream import BatchIndices, ImageFiles, _Stream
 
@@ -129,5 +129,5 @@ class UnpairedFolders(DeviceDataModule):
     def real(self, n: int, device: torch.device | str = "cpu") -> Tensor:
         return self.train_sets["b"].real(n, device)  # (min(n, N), C, S, S)
 
-    def stats_key(self) -> str:
-        return f"unpaired-{source_id(self.folders['b'])}-{self.shape[0]}x{self.size}px"
+    def stats_key(self, n: int) -> str:
+        return self.train_sets["b"].stats_key(n)  # real(n) is that folder's (its seed: 2 * seed + 1)

@@ -83,10 +83,7 @@ class Suite:
         if self.toy:
             return self._toy(samples)
         images = to_uint8(samples).to(self.device)  # (n, C, H, W) uint8
-        if self._real is None:
-            key = f"{self.dm.stats_key()}-n{self.n}"
-            self._real = self.real_features.get(key, lambda: to_uint8(self.dm.real(self.n)).to(self.device))
-        out = fid_kid(self._real, embed(self.features, images), self.kid_subset)
+        out = fid_kid(self.real(), embed(self.features, images), self.kid_subset)
         if self.scorer is not None:
             out["is"] = self.scorer(images)
         if self.classifier is not None and self.dm.num_classes is not None:
@@ -96,6 +93,14 @@ class Suite:
             if labels is not None:
                 out["class_acc"] = (predicted.cpu() == labels.cpu()).float().mean().item()
         return out
+
+    def real(self) -> Tensor:
+        """Features (n, F) float64 of the data's real(n) images: cached on disk under the name the data gives
+        them (stats_key) and the feature network's, embedded on the first miss."""
+        if self._real is None:
+            self._real = self.real_features.get(self.dm.stats_key(self.n),
+                                                lambda: to_uint8(self.dm.real(self.n)).to(self.device))
+        return self._real
 
     def _toy(self, samples: Tensor) -> dict[str, float]:
         fake = samples.float().cpu()  # (n, D)
