@@ -1,7 +1,8 @@
 """Checkpoint files: written atomically, read defensively.
 
-Writes: the file is written beside its target, flushed to disk, then renamed over it, so a crash or a kill
-mid-write leaves the previous checkpoint intact, never a truncated one.
+Writes: the file is written beside its target under a name of its own, flushed to disk, then renamed over it,
+so a crash or a kill mid-write leaves the previous checkpoint intact, never a truncated one, and processes
+writing the same file at once (sweep jobs filling the statistics cache) each leave a whole one.
 
 Reads (`read_checkpoint`): torch.load(weights_only=True), which unpickles tensors and plain values only and
 refuses any other object; every way a file can be wrong (missing, cut short, not a torch file, holding
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import secrets
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -64,19 +66,30 @@ def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict:
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """`write(tmp)` writes a file beside `path`; it is flushed to disk and renamed over `path`, so readers see
-    the old file or the whole new one, never a part. If `write` raises, the temporary file is removed."""
+    """`write(tmp)` writes a file beside `path` under a name no other writer uses (sweep jobs may write the
+    same cache file at once); it is flushed to disk and renamed over `path`, and the folder flushed, so readers
+    see the old file or a whole new one, never a part, and the last writer's file stays. If anything fails,
+    the temporary file is removed. Its name is random rather than mkstemp's, whose 0600 file would keep
+    shared caches and checkpoints from their group."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
+    try:  # the rename itself survives a crash only once the folder is on disk
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError:  # some file systems refuse to fsync a folder; the file is in place either way
+        pass
     return path
 
 

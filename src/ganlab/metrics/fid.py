@@ -6,6 +6,7 @@ cache key holds all three. Published FIDs use the Inception network and 50k samp
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,10 @@ def embed(features: nn.Module, images: Tensor, batch_size: int = 200) -> Tensor:
 
 
 class RealFeatures:
-    """Features of a real image set, cached at <cache>/stats/<key>.pt; `computed` counts actual embeddings."""
+    """Features of a real image set, cached at <root>/<key>_<features.name>.pt (root: <cache>/stats); `computed`
+    counts actual embeddings. Processes that miss the same file at once (sweep jobs) each embed the set and
+    write it whole (checkpoint_io.write_atomically): the file left is one of theirs, with the same values. A
+    file that does not load (damaged) is embedded again and replaced, with a warning."""
 
     def __init__(self, features: nn.Module, root: Path | None = None):
         self.features, self.root = features, Path(root) if root else cache_dir() / "stats"
@@ -34,7 +38,11 @@ class RealFeatures:
     def get(self, key: str, images: Callable[[], Tensor]) -> Tensor:
         path = self.root / f"{key}_{self.features.name}.pt"
         if path.is_file():
-            return torch.load(path, weights_only=True)
+            try:
+                return torch.load(path, weights_only=True)
+            except Exception as e:  # cut short, not a torch file, ...: the cache is a copy, computed again
+                warnings.warn(f"metrics: the cached real statistics {path} do not load ({type(e).__name__}: "
+                              f"{e}); computing them again")
         feats = embed(self.features, images())
         self.computed += 1
         write_atomically(path, lambda tmp: torch.save(feats, tmp))
