@@ -3,6 +3,7 @@ sweeper on the basic launcher) where one job fails and the sweep still finishes,
 status.json; the objective a sweeper reads; the SLURM launcher's sbatch request; runs reproducible by seed."""
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only as utils_rank_zero
 from omegaconf import OmegaConf
 
 from ganlab.config import ConfigError
+from ganlab.metrics.classifier import Classifier
 from ganlab.sweep import check_objective, objective
 from ganlab.train import CONF_DIR, build_trainer, train
 
@@ -112,6 +114,28 @@ def test_a_single_run_writes_its_status_and_keeps_its_one_line_error(tmp_path):
                      "use optimized_metric=val/w1"] and "Traceback" not in r.stderr, r.stderr
     assert status(tmp_path) == {"status": "config_error", "error": lines[0].removeprefix("ganlab: config error: "),
                                 "metrics": {}, "overrides": [*TINY, "optimized_metric=val/fid"]}
+
+
+def test_a_failed_evaluation_of_the_objective_fails_its_job_and_of_another_metric_warns(tmp_path, idx_root,
+                                                                                          monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "stats").write_text("a file where the real statistics' folder goes")  # every FID evaluation fails
+    monkeypatch.setenv("GANLAB_CACHE", str(cache))
+    Classifier(channels=1, size=32, width=4).save(tmp_path / "clf.pt")
+    sweep = tmp_path / "sweep"
+    r = train_py("-m", f"data.root={idx_root}", "net.g.ch=8", "net.d.ch=8", "data.batch_size=16", "iterations=2",
+                 "metrics.every=1", "metrics.n=32", "metrics.features=classifier",
+                 f"metrics.classifier={tmp_path / 'clf.pt'}", "optimized_metric=val/fid,null", f"hydra.sweep.dir={sweep}")
+    assert r.returncode == 1, r.stderr
+    scored, unscored = status(sweep / "0"), status(sweep / "1")
+    assert scored["status"] == "failed" and scored["error"].startswith(
+        "RuntimeError: metrics: the evaluation at iteration 1 failed (FileExistsError") and scored["error"].endswith(
+        "and optimized_metric=val/fid is one of its metrics"), scored
+    assert "FileExistsError" in (sweep / "0" / "error.txt").read_text()  # the cause, in the traceback
+    assert unscored["status"] == "completed" and "val/fid" not in unscored["metrics"]
+    warned = re.findall(r"iteration (\d) failed \(FileExistsError.*; training goes on without it", r.stderr)
+    assert warned == ["1", "2"], r.stderr  # job 1's two evaluations, a warning each; job 0 stopped at its first
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -11,8 +11,9 @@ Every run of `python train.py` (single or one job of `-m`) writes `<run_dir>/sta
 and, for failed, diverged and config_error runs, the traceback in `<run_dir>/error.txt`.
 
 `optimized_metric` (root config) names the metric a sweeper optimizes: `train.main` returns its final value.
-`check_objective` refuses, before training, a name no run of this config can log; a completed run that still
-lacks it (a metric evaluation that failed) is a config_error. A run that did not complete returns None: Optuna's
+`check_objective` refuses, before training, a name no run of this config can log; an evaluation of a
+sample-quality objective that fails fails the run (metrics/callback.py), and a completed run that still lacks
+the objective is a config_error. A run that did not complete returns None: Optuna's
 sweeper (hydra-optuna-sweeper 1.3.0) records a value that is no float as a failed trial, which never becomes the
 best, and the study goes on (NaN would crash it: the plugin then tells optuna a failed trial *with* a value).
 If every trial fails there is no best trial and the sweeper itself stops with optuna's error.

@@ -94,7 +94,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = build_module(cfg, datamodule)
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
     if cfg.get("metrics") and "_target_" in cfg.metrics:  # metrics=none leaves at most an experiment's settings
-        callbacks.append(build(cfg.metrics, "metrics"))
+        # a failed evaluation fails the run when it computes the run's objective (metrics/callback.py)
+        callbacks.append(build(cfg.metrics, "metrics", objective=cfg.get("optimized_metric")))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks.append(RunState(resolved))
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]

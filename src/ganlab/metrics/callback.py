@@ -3,7 +3,9 @@
 (log.py). The feature network behind val/fid is logged once as the hyperparameter `metrics/features`.
 Feature networks load at setup, so a missing file stops the run before training; an evaluation that fails
 later (an unwritable statistics cache, out of memory in the feature network) costs a warning and that
-evaluation, never the run."""
+evaluation, not the run - unless one of its metrics is the run's `objective` (the root config's
+optimized_metric, which train.py passes): then the run fails (status.json: failed), since a sweep must not
+rank a trial by a value that was never computed."""
 from __future__ import annotations
 
 import lightning as L
@@ -13,15 +15,18 @@ from torch import Tensor
 from ..config import ConfigError
 from ..log import emit
 from ..nets import fixed_labels
-from .suite import Suite, check_options
+from .suite import IMAGE_METRICS, MIXTURE_METRICS, TOY_METRICS, Suite, check_options
+
+LOGGED = {f"val/{m}" for m in TOY_METRICS + MIXTURE_METRICS + IMAGE_METRICS}  # the names an evaluation logs
 
 
 class Metrics(L.Callback):
-    def __init__(self, every: int = 500, **suite):
+    def __init__(self, every: int = 500, objective: str | None = None, **suite):
         if every < 1:
             raise ValueError(f"metrics.every must be >= 1, got {every}")
         check_options(**suite)  # bad values fail when the config is built, before anything runs
         self.every, self.options, self.suite = int(every), suite, None
+        self.objective = objective if objective in LOGGED else None  # None: no failed evaluation fails the run
 
     def setup(self, trainer, pl_module, stage) -> None:
         try:  # loads the feature networks: a missing file stops the run here, before training
@@ -46,8 +51,11 @@ class Metrics(L.Callback):
         if (it % self.every == 0 or it >= pl_module.iterations) and trainer.is_global_zero:
             try:
                 values = self.suite(pl_module.sample(self.suite.n), self.requested(pl_module))
-            except Exception as e:  # a side channel: the run matters more than one evaluation of it
-                rank_zero_warn(f"metrics: the evaluation at iteration {it} failed ({type(e).__name__}: {e}); "
-                               f"training goes on without it")
+            except Exception as e:  # a side channel: the run matters more than one evaluation of it ...
+                failed = f"metrics: the evaluation at iteration {it} failed ({type(e).__name__}: {e})"
+                if self.objective is not None:  # ... unless the run is scored by it
+                    raise RuntimeError(f"{failed}, and optimized_metric={self.objective} is one of its "
+                                       f"metrics") from e
+                rank_zero_warn(f"{failed}; training goes on without it")
                 return
             emit(trainer, it, {f"val/{k}": v for k, v in values.items()})
