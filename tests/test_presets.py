@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganlab.config import ConfigError
-from ganlab.sample import generate, load_generator
+from ganlab.sampling import generate, load_generator
 from ganlab.train import CONF_DIR, train
 
 from .conftest import make_cfg, read_metrics

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .images import save_samples
-from .sample import generate, load_generator
+from .sampling import generate, load_generator
 
 FIX = ("lower the learning rates (optim.g.lr, optim.d.lr), add a penalty (regularizer=[gp] or [r1]), "
        "skip bad steps (model.on_nonfinite=skip), or resume from the last checkpoint "

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from .config import ConfigError, build
 from .metrics.suite import Suite
 from .nets import fixed_labels
-from .sample import generate, load_generator
+from .sampling import generate, load_generator
 from .train import CONF_DIR
 
 USAGE = "usage: evaluate.py ckpt=PATH [metrics.KEY=VALUE ...] [data.KEY=VALUE ...] [out=FILE.json] [seed=0] [ema=true]"
