@@ -6,7 +6,7 @@ import pytest
 from ganlab.evaluate import evaluate, main
 from ganlab.train import train
 
-from .conftest import make_cfg
+from .conftest import make_cfg, read_metrics
 
 
 def test_toy_checkpoint_gets_w1_and_mode_coverage(tmp_path, capsys):
@@ -29,6 +29,25 @@ def test_image_checkpoint_gets_fid_kid_and_classes(tmp_path, idx_root, fixture_c
     m = result["metrics"]
     assert set(m) == {"fid", "kid", "classes", "class_kl"}
     assert m["fid"] > 0 and 1 <= m["classes"] <= 10 and m["class_kl"] >= 0
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "cgan"])  # cGAN: G and the class metrics are asked for fixed labels
+def test_evaluate_reproduces_the_runs_own_last_metrics(tmp_path, idx_root, fixture_classifier, preset):
+    """One sampler (sampling.py): evaluate.py on a run's last checkpoint, with the run's N, seed and features,
+    gets the val/* the run logged at that iteration, from the EMA generator the metrics used."""
+    train(make_cfg(tmp_path, f"data.root={idx_root}", f"model={preset}", "net.g.ch=8", "net.d.ch=8",
+                   "data.batch_size=16", "iterations=3", "model.ema_decay=0.9", "metrics=default",
+                   "metrics.features=classifier", "metrics.n=100", "metrics.kid_subset=32", "metrics.every=2"))
+    logged = [r for r in read_metrics(tmp_path) if "val/fid" in r]
+    assert [r["step"] for r in logged] == [2, 3]
+    result = evaluate(tmp_path / "checkpoints" / "last.ckpt", device="cpu")
+    assert result["iteration"] == 3 and result["n"] == 100 and result["features"].startswith("classifier-")
+    conditional = {"class_acc"} if preset == "cgan" else set()
+    assert set(result["metrics"]) == {"fid", "kid", "classes", "class_kl"} | conditional
+    for k, v in result["metrics"].items():
+        if k != "kid":  # KID's mean over random subsets draws them from torch's global RNG (metrics/fid.py)
+            assert v == pytest.approx(logged[-1][f"val/{k}"], rel=1e-6, abs=1e-9), k
+    assert result["metrics"]["fid"] != pytest.approx(logged[0]["val/fid"], rel=1e-6)  # the last G, not an earlier one
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):

@@ -1,10 +1,15 @@
-"""sample.py writes N samples from a checkpoint: float32 (N, D) for toy data, uint8 (N, C, H, W) for images."""
+"""sample.py writes N samples from a checkpoint: float32 (N, D) for toy data, uint8 (N, C, H, W) for images. The
+one sampler behind it (sampling.py) is the one training's metrics and sample grids use."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from ganlab.sample import load_generator, main
-from ganlab.train import train
+from ganlab.config import build
+from ganlab.nets import identity, mlp
+from ganlab.sample import main
+from ganlab.sampling import generate, latents, load_generator
+from ganlab.train import build_module, train
 
 from .conftest import make_cfg
 
@@ -46,3 +51,34 @@ def test_bad_sample_arguments_exit_with_a_message(tmp_path, toy_ckpt):
         main([f"ckpt={toy_ckpt}", "bogus=1"])
     with pytest.raises(SystemExit, match="out must end in .npy or .png"):
         main([f"ckpt={toy_ckpt}", "out=x.txt"])
+
+
+def test_generate_draws_the_same_latents_for_any_batch_size():
+    g = identity.Generator((3,))  # x = z: the samples are the latents
+    z = generate(g, 50, seed=3, batch_size=50)  # (50, 3)
+    assert torch.equal(z, latents(50, 3, seed=3))
+    for batch_size in (1, 7, 16, 1024):  # pieces of the CPU draw would differ where they end off torch's 16-blocks
+        assert torch.equal(generate(g, 50, seed=3, batch_size=batch_size), z)
+    assert not torch.equal(generate(g, 50, seed=4), z)
+    torch.manual_seed(0)
+    g = mlp.Generator((2,), z_dim=8, hidden=16).eval()
+    x = generate(g, 50, seed=3, batch_size=50)  # (50, 2)
+    for batch_size in (7, 16):  # the same latents; G's matmuls may round differently with the batch's size
+        torch.testing.assert_close(generate(g, 50, seed=3, batch_size=batch_size), x, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "cgan", "infogan"])  # unconditional, class labels, InfoGAN's codes
+@pytest.mark.parametrize("ema", [False, True])
+def test_module_sample_is_generate_on_its_generator(tmp_path, idx_root, preset, ema):
+    cfg = make_cfg(tmp_path, f"data.root={idx_root}", f"model={preset}", "net.g.ch=8", "net.d.ch=8",
+                   *(["model.ema_decay=0.9"] if ema else []))
+    module = build_module(cfg, build(cfg.data, "data", seed=0))
+    g = module.ema.model if ema else module.generator
+    module.generator.train()  # as during training: sample() puts G in eval mode (BatchNorm's running statistics)
+    x = module.sample(40, seed=5, batch_size=16)  # (40, 1, 32, 32)
+    assert module.generator.training  # and back
+    assert torch.equal(x, generate(g.eval(), 40, seed=5, batch_size=16))
+    assert not torch.equal(x, generate(g, 40, seed=6, batch_size=16))
+    if preset != "dcgan":  # a conditional G is asked for every class in turn
+        labels = torch.arange(40) % 10
+        assert torch.equal(x, torch.cat([g(latents(40, g.z_dim, 5)[i:i + 16], labels[i:i + 16]) for i in (0, 16, 32)]))

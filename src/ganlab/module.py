@@ -35,9 +35,9 @@ from .divergence import Diverged, all_finite
 from .ema import EMA
 from .log import emit
 from .losses import Loss
-from .nets import fixed_labels
 from .ranks import Ranks
 from .regularizers import Regularizer
+from .sampling import generate
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # a partial taking the parameters
 
@@ -118,25 +118,22 @@ class GANModule(L.LightningModule):
         t = self._trainer
         return Ranks(t.global_rank, t.world_size) if t is not None else Ranks()
 
-    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n latents (n, z_dim): this rank's block of a global training draw, or from `generator` (fixed samples)."""
-        if generator is None:
-            return self.ranks.randn(n, self.generator.z_dim, device=self.device)
-        return torch.randn(n, self.generator.z_dim, device=self.device, generator=generator)
+    def sample_z(self, n: int) -> Tensor:
+        """n latents (n, z_dim) for training: this rank's block of a global draw from the training's stream."""
+        return self.ranks.randn(n, self.generator.z_dim, device=self.device)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 1024) -> Tensor:
-        """n samples (n, *shape) from the EMA generator if kept, else G, in eval mode, on a fixed latent batch
-        (its own RNG, so sampling never disturbs the training's random stream)."""
+        """n samples (n, *shape) from the EMA generator if kept, else G, in eval mode, on the fixed latents of
+        `seed`: sampling.generate, as sample.py and evaluate.py draw a checkpoint's generator (latents on the
+        CPU, their own RNG, so sampling never disturbs the training's random stream)."""
         g = self.ema.model if self.ema is not None else self.generator
         was_training = g.training
         g.eval()
-        rng = torch.Generator(device=self.device).manual_seed(seed)
-        labels = fixed_labels(g, n, self.device)  # (n,) every class in turn, or None
-        out = torch.cat([g(self.sample_z(min(batch_size, n - i), rng),
-                           None if labels is None else labels[i:i + batch_size]) for i in range(0, n, batch_size)])
-        g.train(was_training)
-        return out
+        try:
+            return generate(g, n, seed, batch_size, self.device)
+        finally:
+            g.train(was_training)
 
     # ---- optimization -----------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -3,8 +3,9 @@ variational lower bound, with an auxiliary distribution Q(c | x) that shares D's
 
 Codes: one categorical code of `categorical` values, fed to G like a class label (one-hot beside z; nets'
 `num_classes`), and `continuous` codes: the first `continuous` entries of z. They are N(0, 1) rather than the
-paper's U(-1, 1), so that every sampler of the net (sample.py, the metrics) draws them from the training
-prior without knowing about InfoGAN; Q models each as a Gaussian of unit variance around its predicted mean.
+paper's U(-1, 1), so that the one sampler (sampling.py: metrics, sample grids, sample.py, evaluate.py) draws
+them from the training prior without knowing about InfoGAN; Q models each as a Gaussian of unit variance around
+its predicted mean.
 
     L_I = CE(Q_cat(G(z, c)), c) + 1/2 sum_j (z_j - mu_j(G(z, c)))^2          (the negative log-likelihood of Q)
     MI lower bound (nats) = H(c) - E[-log Q(c | x)]
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from ..module import GANModule, Latent
 from ..nets.heads import Heads, mlp_head
+from ..sampling import latents
 
 
 class InfoGAN(GANModule):
@@ -83,11 +85,12 @@ class InfoGAN(GANModule):
         was_training = g.training
         g.eval()
         rows = max(self.categorical, 1)
-        rng = torch.Generator(device=self.device).manual_seed(seed)
+        z_dim = self.generator.z_dim
+        # the one sampler's latents (sampling.py): drawn on the CPU, the same grid on any device
         if code is None:
-            z = self.sample_z(columns, rng).repeat(rows, 1)  # (K * V, z_dim): the same V draws on every row
+            z = latents(columns, z_dim, seed).to(self.device).repeat(rows, 1)  # (K * V, z_dim): the same V per row
         else:
-            z = self.sample_z(1, rng).repeat(rows * columns, 1)  # (K * V, z_dim)
+            z = latents(1, z_dim, seed).to(self.device).repeat(rows * columns, 1)  # (K * V, z_dim)
             z[:, code] = torch.linspace(-2.0, 2.0, columns, device=self.device).repeat(rows)  # value varies fastest
         c = torch.arange(rows, device=self.device).repeat_interleave(columns) if self.categorical else None  # (K*V,)
         out = g(z, c)
