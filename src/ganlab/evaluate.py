@@ -1,9 +1,25 @@
-"""`python evaluate.py ckpt=PATH [metrics.n=10000] [metrics.features=inception] [data.root=DIR] [out=FILE.json]`
+"""Sample quality from the command line, in two forms.
 
-Computes the configured sample-quality metrics (metrics/suite.py) for a checkpoint's generator (its EMA copy
-when the run kept one): the checkpoint's own data and metrics config, overridden by `data.*` / `metrics.*`
-on the command line. Prints the numbers and writes them as JSON (default: next to the checkpoint,
-<ckpt>.metrics.json) with the feature network, N and the run's iteration.
+A checkpoint's generator (its EMA copy when the run kept one):
+
+    python evaluate.py ckpt=PATH [protocol=tf1|clean|lucic2018] [metrics.KEY=V ...] [data.KEY=V ...]
+                       [out=FILE.json] [seed=0] [ema=true]
+
+computes the run's own metrics (metrics/suite.py: the checkpoint's data and metrics config, overridden by
+`data.*` / `metrics.*`; `protocol=tf1|clean` is metrics.protocol, the Inception preprocessing), drawing the same
+latents as training's metrics (sampling.py), so it reproduces the run's val/* for the same N and network. A
+published protocol (metrics/published.py; `protocol=lucic2018`: Lucic et al. 2018's 10k test images against 10k
+samples) fixes the real set, N, size and network instead, for a number to put beside that paper's table. Prints
+the numbers and writes them as JSON (default: next to the checkpoint, <ckpt>.metrics.json or
+<ckpt>.<protocol>.json) with the feature network, its protocol, N and the run's iteration.
+
+Two image sets, in the convention pytorch-fid, clean-fid and torch-fidelity share:
+
+    python evaluate.py real=A fake=B [features=inception|classifier] [protocol=tf1|clean]
+                       [inception_weights=PATH] [classifier=PATH] [kid_subset=1000] [out=FILE.json]
+
+A and B are folders of images or .npy arrays of uint8 (N, H, W) or (N, C, H, W) (metrics/image_sets.py). Prints
+one JSON line: fid, kid, n_real, n_fake, features (the network and its protocol).
 """
 from __future__ import annotations
 
@@ -16,16 +32,39 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from .config import ConfigError, build
+from .data.base import source_id
+from .metrics.classifier import ClassifierFeatures
+from .metrics.features import PROTOCOLS, InceptionFeatures
+from .metrics.fid import RealFeatures, embed, fid_kid
+from .metrics.image_sets import load_image_set
+from .metrics.published import PUBLISHED
 from .metrics.suite import Suite
 from .nets import fixed_labels
 from .sampling import generate, load_generator
 from .train import CONF_DIR
 
-USAGE = "usage: evaluate.py ckpt=PATH [metrics.KEY=VALUE ...] [data.KEY=VALUE ...] [out=FILE.json] [seed=0] [ema=true]"
+USAGE = ("usage: evaluate.py ckpt=PATH [protocol=tf1|clean|lucic2018] [metrics.KEY=VALUE ...] [data.KEY=VALUE ...] "
+         "[out=FILE.json] [seed=0] [ema=true]\n"
+         "       evaluate.py real=FOLDER|FILE.npy fake=FOLDER|FILE.npy [features=inception|classifier] "
+         "[protocol=tf1|clean] [inception_weights=PATH] [classifier=PATH] [kid_subset=1000] [out=FILE.json]")
+CKPT_ARGS = {"ckpt", "protocol", "out", "seed", "ema"}
+SETS_ARGS = {"real", "fake", "features", "protocol", "inception_weights", "classifier", "kid_subset", "out"}
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0, ema: bool = True,
-             device: str | torch.device | None = None) -> dict:
+             device: str | torch.device | None = None, protocol: str | None = None) -> dict:
+    """The metrics of a checkpoint's generator: the run's own (protocol None, tf1 or clean) or a published
+    protocol's (protocol in metrics/published.py)."""
+    if protocol in PUBLISHED:
+        return evaluate_published(ckpt, protocol, overrides, seed, ema, device)
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS + tuple(PUBLISHED))}, got {protocol!r}")
+        overrides = [*(overrides or []), f"metrics.protocol={protocol}"]
     path = Path(ckpt)
     g, stored = load_generator(path, ema=ema)
     cfg = OmegaConf.create({"data": stored["config"]["data"],
@@ -33,7 +72,7 @@ def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0
                             or OmegaConf.load(Path(CONF_DIR) / "metrics" / "default.yaml")})
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides or []))
     options = {k: v for k, v in OmegaConf.to_container(cfg.metrics).items() if k not in ("_target_", "every")}
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     datamodule = build(cfg.data, "data", seed=stored["config"].get("seed", 0))
     try:
         suite = Suite(datamodule, device, **options)
@@ -44,23 +83,112 @@ def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0
     labels = fixed_labels(g, suite.n) if uses_labels else None
     values = suite(generate(g.to(device), suite.n, seed, device=device), labels)
     return {"ckpt": str(path), "iteration": stored["iteration"], "n": suite.n, "features": suite.features_name,
-            "metrics": values}
+            "protocol": suite.protocol, "metrics": values}
+
+
+def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None = None, seed: int = 0,
+                       ema: bool = True, device: str | torch.device | None = None) -> dict:
+    """FID and KID of a checkpoint's generator on a published protocol (metrics/published.py). The real
+    features are cached (<cache>/stats), so only the first evaluation embeds the real set."""
+    spec, path, device = PUBLISHED[name], Path(ckpt), _device(device)
+    g, stored = load_generator(path, ema=ema)
+    unknown = [o for o in overrides or [] if not o.startswith(("data.root=", "metrics.inception_weights="))]
+    if unknown:
+        raise ConfigError(f"protocol={name} fixes the real set, N and the network: only data.root and "
+                          f"metrics.inception_weights may be set, got {', '.join(unknown)}")
+    options = OmegaConf.from_dotlist(overrides or [])
+    data = OmegaConf.merge(stored["config"]["data"], options.get("data") or {})
+    try:
+        datamodule = build(data, "data", seed=stored["config"].get("seed", 0))
+        real = spec.real(datamodule)  # (n, 1, 28, 28) uint8
+        net = InceptionFeatures((options.get("metrics") or {}).get("inception_weights"), spec.protocol).to(device)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"protocol={name}: {e}") from None
+    key = f"{name}-{type(datamodule).__name__.lower()}-{source_id(datamodule.root)}-{spec.split}-n{spec.n}"
+    print(f"evaluate: {name} on {net.name}: {spec.n} real images (cached after the first time) and {spec.n} "
+          f"samples; on a CPU each 10,000 take about half an hour", file=sys.stderr)
+    real_features = RealFeatures(net).get(key, lambda: real.to(device))
+    fake = spec.fake(generate(g.to(device), spec.n, seed, device=device))  # (n, C, 28, 28) uint8
+    values = fid_kid(real_features, embed(net, fake))
+    return {"ckpt": str(path), "iteration": stored["iteration"], "n": spec.n, "features": net.name,
+            "protocol": name, "paper": spec.paper, "metrics": values}
+
+
+def compare_sets(real: str | Path, fake: str | Path, features: str = "inception", protocol: str = "tf1",
+                 inception_weights: str | None = None, classifier: str | None = None, kid_subset: int = 1000,
+                 device: str | torch.device | None = None) -> dict:
+    """FID and KID between two image sets on disk (metrics/image_sets.py)."""
+    if features not in ("inception", "classifier"):
+        raise ConfigError(f"features must be inception or classifier, got {features!r}")
+    if protocol not in PROTOCOLS:
+        published = " (a published protocol fixes the real set: use it with ckpt=)" if protocol in PUBLISHED else ""
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)} with real= and fake=, got "
+                          f"{protocol!r}{published}")
+    if isinstance(kid_subset, bool) or not isinstance(kid_subset, int) or kid_subset < 2:
+        raise ConfigError(f"kid_subset must be a whole number >= 2, got {kid_subset!r}")
+    if features == "classifier" and not classifier:
+        raise ConfigError("features=classifier needs classifier=PATH (a domain classifier that train_classifier.py "
+                          "wrote for the data set of both sets)")
+    device = _device(device)
+    try:
+        a, b = load_image_set(real, "real"), load_image_set(fake, "fake")  # uint8 (N, C, H, W) each
+        if min(len(a), len(b)) < 2:
+            raise ValueError(f"FID needs at least 2 images per set, got {len(a)} real and {len(b)} fake")
+        net = (InceptionFeatures(inception_weights, protocol) if features == "inception"
+               else ClassifierFeatures(classifier)).to(device)
+        values = fid_kid(embed(net, a.to(device)), embed(net, b.to(device)), kid_subset)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    return {"real": str(real), "fake": str(fake), "n_real": len(a), "n_fake": len(b), "features": net.name,
+            "protocol": protocol if features == "inception" else None, **values}
+
+
+def _whole(args, key: str, default: int) -> int:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be a whole number, got {value!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    args = OmegaConf.from_dotlist([a for a in argv if not a.startswith(("metrics.", "data."))])
-    unknown = set(args) - {"ckpt", "out", "seed", "ema"}
     try:
-        if unknown or "ckpt" not in args:
-            raise ConfigError(USAGE + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
-        result = evaluate(args.ckpt, [a for a in argv if a.startswith(("metrics.", "data."))],
-                          int(args.get("seed", 0)), bool(args.get("ema", True)))
+        try:
+            args = OmegaConf.from_dotlist([a for a in argv if not a.startswith(("metrics.", "data."))])
+        except Exception as e:  # not KEY=VALUE
+            raise ConfigError(f"cannot read the arguments ({e}).\n{USAGE}") from None
+        sets = "real" in args or "fake" in args
+        unknown = set(args) - (SETS_ARGS if sets else CKPT_ARGS)
+        missing = {"real", "fake"} - set(args) if sets else {"ckpt"} - set(args)
+        if unknown or missing or (sets and any(a.startswith(("metrics.", "data.")) for a in argv)):
+            extra = [f"unknown: {', '.join(sorted(unknown))}"] * bool(unknown) + \
+                    [f"missing: {', '.join(sorted(missing))}"] * bool(missing)
+            raise ConfigError("; ".join(extra or ["metrics.* and data.* go with ckpt=, not with real= and fake="])
+                              + "\n" + USAGE)
+        if sets:
+            result = compare_sets(str(args.real), str(args.fake), str(args.get("features", "inception")),
+                                  str(args.get("protocol", "tf1")), args.get("inception_weights"),
+                                  args.get("classifier"), _whole(args, "kid_subset", 1000))
+        else:
+            protocol = args.get("protocol")
+            result = evaluate(args.ckpt, [a for a in argv if a.startswith(("metrics.", "data."))],
+                              _whole(args, "seed", 0), bool(args.get("ema", True)),
+                              protocol=None if protocol is None else str(protocol))
     except ConfigError as e:
         sys.exit(f"ganlab: {e}")
-    out = Path(args.get("out") or f"{args.ckpt}.metrics.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    if sets:
+        if args.get("out"):
+            _write(Path(args.out), result)
+        print(json.dumps(result))
+        return
+    suffix = f".{result['protocol']}.json" if result["protocol"] in PUBLISHED else ".metrics.json"
+    out = Path(args.get("out") or f"{args.ckpt}{suffix}")
+    _write(out, result)
     for k, v in result["metrics"].items():
         print(f"val/{k}\t{v:.6g}")
     print(f"({result['n']} samples, features: {result['features']}, iteration {result['iteration']}); wrote {out}")
+
+
+def _write(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

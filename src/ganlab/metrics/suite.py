@@ -5,7 +5,7 @@ training starts). Used by the training callback (metrics/callback.py) and by eva
   (POT); on mixtures also `modes` and `hq` (VEEGAN / PacGAN protocol, metrics/modes.py).
 - images: `fid` and `kid` on `n` samples against the cached features of `n` real training images, on the
   `features` network (`inception`, `classifier`, or `auto`: Inception on a GPU, the domain classifier on a
-  CPU); `is` when an Inception Score weights file is given; on labelled data, when the domain classifier
+  CPU; Inception's preprocessing is `protocol`, tf1 or clean, metrics/features.py); `is` when an Inception Score weights file is given; on labelled data, when the domain classifier
   exists, `classes` covered and `class_kl` (metrics/classes.py; on stacked data the classes are the 1,000
   triples). `features_name` says which network produced fid / kid: numbers of different networks never compare.
   For a class-conditional generator (its labels given): `class_acc`, the fraction of samples the domain
@@ -22,7 +22,7 @@ from ..images import to_uint8
 from ..wasserstein import emd_samples
 from .classes import class_coverage
 from .classifier import ClassifierFeatures, classifier_path
-from .features import InceptionFeatures
+from .features import PROTOCOLS, InceptionFeatures
 from .fid import RealFeatures, embed, fid_kid
 from .inception_score import InceptionScorer
 from .modes import mode_coverage
@@ -38,24 +38,28 @@ HIGHER_IS_BETTER = {"w1": False, "modes": True, "hq": True, "fid": False, "kid":
                     "class_kl": False, "class_acc": True}
 
 
-def check_options(features: str = "auto", n: int = 10_000, toy_n: int = 2500, **_) -> None:
+def check_options(features: str = "auto", n: int = 10_000, toy_n: int = 2500, protocol: str = "tf1", **_) -> None:
     if features not in FEATURES:
         raise ValueError(f"metrics.features must be one of {', '.join(FEATURES)}, got {features!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"metrics.protocol must be one of {', '.join(PROTOCOLS)} (the Inception network's "
+                         f"preprocessing), got {protocol!r}")
     if n < 2 or toy_n < 2:
         raise ValueError(f"metrics.n and metrics.toy_n must be >= 2, got {n} and {toy_n}")
 
 
 class Suite:
     def __init__(self, datamodule, device: torch.device | str = "cpu", n: int = 10_000, features: str = "auto",
-                 inception_weights: str | None = None, classifier: str | None = None, is_weights: str | None = None,
-                 kid_subset: int = 1000, toy_n: int = 2500, k: float = 3.0, min_count: int = 1):
-        check_options(features, n, toy_n)
+                 inception_weights: str | None = None, protocol: str = "tf1", classifier: str | None = None,
+                 is_weights: str | None = None, kid_subset: int = 1000, toy_n: int = 2500, k: float = 3.0,
+                 min_count: int = 1):
+        check_options(features, n, toy_n, protocol)
         self.dm, self.device = datamodule, torch.device(device)
         self.k, self.min_count, self.kid_subset = float(k), int(min_count), int(kid_subset)
         self.toy = len(datamodule.shape) == 1
         self.n = int(toy_n if self.toy else n)
         self.features = self.classifier = self.scorer = None
-        self.features_name = None
+        self.features_name = self.protocol = None  # the network behind fid / kid, and its preprocessing
         if self.toy:
             return
         auto = features == "auto"
@@ -69,9 +73,10 @@ class Suite:
                 f"metrics.features=inception (the standard network; ~6 images/s on 2 CPU cores), or metrics=none")
         if features == "classifier" or (datamodule.num_classes is not None and clf.is_file()):
             self.classifier = ClassifierFeatures(clf).to(self.device)
-        self.features = InceptionFeatures(inception_weights).to(self.device) if features == "inception" \
+        self.features = InceptionFeatures(inception_weights, protocol).to(self.device) if features == "inception" \
             else self.classifier
         self.features_name = self.features.name
+        self.protocol = protocol if features == "inception" else None
         self.scorer = InceptionScorer(is_weights) if is_weights else None
         self.real_features = RealFeatures(self.features)
         self._real = None  # (n, F) float64, loaded or computed on first use
