@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cases", nargs="*", help=f"cases to run, of {', '.join(CASES)} (default: all)")
     p.add_argument("--n", type=int, default=10_000, help="fid: generated images per FID evaluation")
-    p.add_argument("--inception-n", type=int, default=200, help="fid: images timed with Inception on a CPU "
-                   "(times scaled to --n, marked est.)")
+    p.add_argument("--inception-n", type=int, default=20, help="fid: images timed with Inception on a CPU "
+                   "(estimated at --n: the other images' embedding added at the measured time per image)")
     p.add_argument("--root", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST idx files")
     p.add_argument("--iters", type=int, help="training steps: timed iterations per run (default: as many as the "
                    "plain loop runs in the case's few seconds, sized on the warm-up run)")

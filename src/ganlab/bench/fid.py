@@ -19,7 +19,8 @@ Three evaluations, each timed on both sides in ABBA pairs:
   torchmetrics, whose state lives in its process, embeds the real set again.
 Both sides' FID and KID (same features, KID's subsets drawn from the same seed) must agree (`check_same`), or the
 case fails. Networks: the domain classifier (all N) and the FID Inception network (on a CPU timed on `inception_n`
-images and scaled to N, marked "est.").
+images, marked "est.": the embedding of the other images added at the measured time per image, the statistics as
+timed on `inception_n`; see Comparison.at).
 """
 from __future__ import annotations
 
@@ -127,17 +128,28 @@ def check_same(a: dict[str, float], b: dict[str, float], what: str = "") -> dict
     return diff
 
 
+# Images each side embeds in one evaluation of m generated images: (ganlab, plain), in units of m.
+EMBEDDED = {"later": (1, 1), "first": (2, 2), "cached": (1, 2)}
+
+
 @dataclass
 class Comparison:
     n: int  # generated images per evaluation
     subset: int  # KID subset size
     dim: int  # features per image
     pairs: int
-    seconds: dict[str, tuple[float, float]]  # evaluation -> median seconds (ganlab, plain)
-    ratio: dict[str, tuple[float, float, float]]  # evaluation -> plain / ganlab per pair: median, min, max
+    times: dict[str, dict[str, list[float]]]  # evaluation -> side -> seconds, one per pair
     values: dict[str, dict[str, float]]  # "ganlab" / "plain" -> {"fid", "kid"} of the later evaluation
     max_diff: dict[str, float]  # largest relative difference over all evaluations, per metric
     split: dict[str, float]  # one later evaluation's parts: "embed", "ganlab_stats", "plain_stats" seconds
+
+    def at(self, n: int) -> dict[str, dict[str, list[float]]]:
+        """The times for n generated images: as measured when n is what was timed; else each time plus the
+        embedding of the images it lacks (n - self.n per set the side embeds, at the measured seconds per image
+        of split["embed"]), the statistics as timed on self.n features."""
+        per_image = self.split["embed"] / self.n
+        return {e: {side: [t + (n - self.n) * k * per_image for t in self.times[e][side]]
+                    for side, k in zip(("ganlab", "plain"), EMBEDDED[e])} for e in self.times}
 
 
 def compare(net: nn.Module, real: Tensor, fake: Tensor, subset: int, pairs: int,
@@ -152,7 +164,7 @@ def compare(net: nn.Module, real: Tensor, fake: Tensor, subset: int, pairs: int,
             return side(real, fake)
         return call
 
-    w = min(len(real), 2 * BATCH)  # warm-up, untimed: both sides once on a slice
+    w = max(2, min(len(real) // 4, BATCH))  # warm-up, untimed: both sides once on a slice
     with tempfile.TemporaryDirectory() as tmp:
         GanlabEval(net, Path(tmp), min(subset, w))(real[:w], fake[:w])
     PlainEval(net, dim, min(subset, w), device)(real[:w], fake[:w])
@@ -187,34 +199,33 @@ def compare(net: nn.Module, real: Tensor, fake: Tensor, subset: int, pairs: int,
     fake_f32 = fake_f.float().to(device)
     torch.manual_seed(SEED)
     t_plain_stats, _ = timed(lambda: plain.evaluate(fake_f32), device)
-    ratios = {e: [p / g for g, p in zip(s["ganlab"], s["plain"])] for e, s in secs.items()}
     return Comparison(
-        n=len(fake), subset=subset, dim=dim, pairs=pairs,
-        seconds={e: (median_spread(s["ganlab"])[0], median_spread(s["plain"])[0]) for e, s in secs.items()},
-        ratio={e: median_spread(r) for e, r in ratios.items()}, values=values, max_diff=max_diff,
+        n=len(fake), subset=subset, dim=dim, pairs=pairs, times=secs, values=values, max_diff=max_diff,
         split={"embed": t_embed, "ganlab_stats": t_ganlab_stats, "plain_stats": t_plain_stats})
 
 
 def report(name: str, n: int, device: str, res: Comparison) -> tuple[list[str], str]:
-    """The table rows (one per evaluation) and the note of one feature network's comparison, times scaled from
-    res.n timed images to n."""
-    m, subset = res.n, res.subset
-    scale, est = n / m, " (est.)" if m < n else ""
+    """The table rows (one per evaluation) and the note of one feature network's comparison, at n generated
+    images: estimated (Comparison.at) when fewer were timed."""
+    m, subset, est = res.n, res.subset, " (est.)" if res.n < n else ""
     rows = []
     for e, what in EVALUATIONS.items():
-        g, p = res.seconds[e]
-        med, lo, hi = res.ratio[e]
-        rows.append(f"| FID+KID, {name} features, N={n}, {device} | {what} | {g * scale:.2f} s{est} | "
-                    f"{p * scale:.2f} s{est} | **{med:.2f}x** [{lo:.2f}-{hi:.2f}] | {m / g:.0f} |")
+        times = res.at(n)[e]
+        g, p = median_spread(times["ganlab"])[0], median_spread(times["plain"])[0]
+        med, lo, hi = median_spread([tp / tg for tg, tp in zip(times["ganlab"], times["plain"])])
+        rows.append(f"| FID+KID, {name} features, N={n}, {device} | {what} | {g:.2f} s{est} | {p:.2f} s{est} | "
+                    f"**{med:.2f}x** [{lo:.2f}-{hi:.2f}] | {n / g:.0f}{est} |")
     gv, pv, s = res.values["ganlab"], res.values["plain"], res.split
-    timed_on = f"timed on {m} images, times scaled by {scale:g}" if m < n else f"all {n} images"
+    timed_on = (f"timed on {m} images, scaled to {n} by adding the embedding of the missing images at the measured "
+                f"{s['embed'] / m * 1e3:.0f} ms/image (statistics as timed on {m})") if m < n else f"all {n} images"
     note = (f"- {name} features ({res.dim}-d), {timed_on}, KID 100 subsets of {subset}, {res.pairs} ABBA pairs: "
             f"FID ganlab {gv['fid']:.6g} / plain {pv['fid']:.6g}, KID ganlab {gv['kid']:.6g} / plain {pv['kid']:.6g}; "
             f"largest relative difference over all evaluations FID {res.max_diff['fid']:.1e}, KID "
-            f"{res.max_diff['kid']:.1e} (checked: rtol {RTOL['fid']:g} / {RTOL['kid']:g}). One later evaluation in "
-            f"parts: embedding the {m} generated images {s['embed']:.2f} s (the same on both sides), statistics from "
-            f"the features: ganlab {s['ganlab_stats']:.2f} s (float64), torchmetrics {s['plain_stats']:.2f} s "
-            f"(float32 features, the real set's FID sums kept)")
+            f"{res.max_diff['kid']:.1e} (checked: rtol {RTOL['fid']:g} / {RTOL['kid']:g}). One later evaluation of "
+            f"{m} images in parts: embedding the generated images {s['embed']:.2f} s (the same on both sides), "
+            f"statistics from the features: ganlab {s['ganlab_stats']:.2f} s (float64 features; the real set's FID "
+            f"moments summed again), torchmetrics {s['plain_stats']:.2f} s (the network's float32 features; the real "
+            f"set's FID sums kept)")
     return rows, note
 
 
