@@ -61,6 +61,15 @@ def test_image_size_the_net_cannot_make(tmp_path, idx_root):
         train(make_cfg(tmp_path, f"data.root={idx_root}", "data.size=48"))
 
 
+def test_more_samples_than_real_images(tmp_path, idx_root, fixture_classifier):
+    """metrics.n beyond the real set would score n samples against fewer real images without a word."""
+    with pytest.raises(ConfigError, match=r"metrics: metrics\.n=300 is more than the 256 real images this data "
+                                          r"set has \(IdxImages, train split\).*set metrics\.n <= 256"):
+        train(make_cfg(tmp_path, f"data.root={idx_root}", "net.g.ch=8", "net.d.ch=8", "iterations=2", "metrics=default",
+                       "metrics.features=classifier", "metrics.n=300"))
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_missing_data_files_name_the_path_and_the_package(tmp_path):
     with pytest.raises(ConfigError, match=r"missing data file /nonexistent/fmnist/train-images-idx3-ubyte\[\.gz\]"
                                           r".*apt-get install dataset-fashion-mnist.*data\.root="):

@@ -65,6 +65,11 @@ class DeviceDataModule(L.LightningDataModule):
         """n real samples (B, *shape) for metrics and plots, the same every call."""
         raise NotImplementedError
 
+    def real_count(self) -> int | None:
+        """How many different images real(n) can return (None: any number, e.g. drawn combinations or toy
+        points), so that metrics.n beyond it is refused before training instead of silently scoring fewer."""
+        return None
+
     def stats_key(self, n: int) -> str:
         """Names the images real(n) returns in caches of their statistics (metrics/fid.py), so that runs share
         a cache file only when their images are the same: everything they depend on - which data, read from

@@ -83,5 +83,9 @@ class ClassPair(DeviceDataModule):
         self.setup()
         return self.train["b"].x[:n].to(device)  # (min(n, N), 1, S, S)
 
+    def real_count(self) -> int:
+        self.setup()
+        return len(self.train["b"].x)
+
     def stats_key(self, n: int) -> str:
         return f"classpair-{source_id(self.root)}-{self.split}-class{self.classes['b']}-1x{self.size}px-n{n}"

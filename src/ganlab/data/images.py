@@ -99,6 +99,10 @@ class TensorImages(DeviceDataModule):
         self.setup()
         return self.x[:n].to(device)
 
+    def real_count(self) -> int:
+        self.setup()
+        return len(self.x)
+
     def labelled_subset(self) -> tuple[Tensor, Tensor]:
         """(x_l (K * N, C, S, S), y_l (K * N,)): the images whose labels data.labelled keeps, grouped by class,
         on the device the images are on; every image when data.labelled is null."""

@@ -38,6 +38,9 @@ class Stacked(IdxImages):
     def stats_key(self, n):
         return f"{super().stats_key(n)}-seed{self.seed}"  # real(n)'s triples are drawn from the seed
 
+    def real_count(self) -> None:
+        return None  # triples drawn with replacement: any number
+
     def real(self, n, device="cpu"):
         self.setup()
         g = torch.Generator().manual_seed(self.seed + 12345)

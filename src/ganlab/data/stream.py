@@ -202,6 +202,10 @@ class StreamingImages(DeviceDataModule):
         self.setup()
         return f"{super().stats_key(n)}-of{len(self.files)}-seed{self.seed}"
 
+    def real_count(self) -> int:
+        self.setup()
+        return len(self.files)
+
     def real(self, n: int, device: torch.device | str = "cpu") -> Tensor:
         """min(n, N) images (n, C, S, S) of a fixed seeded subset, decoded by the workers."""
         self.setup()

@@ -129,5 +129,8 @@ class UnpairedFolders(DeviceDataModule):
     def real(self, n: int, device: torch.device | str = "cpu") -> Tensor:
         return self.train_sets["b"].real(n, device)  # (min(n, N), C, S, S)
 
+    def real_count(self) -> int:
+        return self.train_sets["b"].real_count()
+
     def stats_key(self, n: int) -> str:
         return self.train_sets["b"].stats_key(n)  # real(n) is that folder's (its seed: 2 * seed + 1)

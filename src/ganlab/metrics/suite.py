@@ -78,6 +78,11 @@ class Suite:
         self.features_name = self.features.name
         self.protocol = protocol if features == "inception" else None
         self.scorer = InceptionScorer(is_weights) if is_weights else None
+        available = datamodule.real_count()
+        if available is not None and self.n > available:
+            raise ValueError(f"metrics.n={self.n} is more than the {available} real images this data set has "
+                             f"({type(datamodule).__name__}, {getattr(datamodule, 'split', 'its')} split): FID would "
+                             f"compare {self.n} samples with {available} real images; set metrics.n <= {available}")
         self.real_features = RealFeatures(self.features)
         self._real = None  # (n, F) float64, loaded or computed on first use
 
