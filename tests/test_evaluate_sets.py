@@ -111,7 +111,7 @@ def test_two_sets_on_the_domain_classifier_print_one_json_line(tmp_path, idx_roo
     assert result["protocol"] is None  # a protocol is the Inception network's preprocessing
     same = compare_sets(tmp_path / "real.npy", tmp_path / "real.npy", "classifier",
                         classifier=fixture_classifier[0], kid_subset=16)
-    assert same["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert same["fid"] == pytest.approx(0.0, abs=5e-3)  # 48 samples of 256-d features: sqrtm of a singular matrix
 
 
 @pytest.mark.skipif(not inception_path().is_file(), reason="make inception")

@@ -32,6 +32,17 @@ def test_fid_kid_closed_form_on_gaussian_features():
     assert shifted["kid"] > 0.1 > abs(same["kid"])
 
 
+def test_kid_is_the_same_every_time_and_leaves_the_global_rng_alone():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(300, 4, generator=g, dtype=torch.float64), torch.randn(300, 4, generator=g, dtype=torch.float64)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = fid_kid(a, b + 0.5, kid_subset=50)
+    assert torch.equal(torch.get_rng_state(), state)  # training's random stream does not move
+    assert fid_kid(a, b + 0.5, kid_subset=50) == first
+    assert fid_kid(a, b + 0.5, kid_subset=50, seed=1)["kid"] != first["kid"]  # subsets really are drawn
+
+
 def test_domain_classifier_learns_the_fixture_classes(fixture_classifier):
     path, result = fixture_classifier
     assert path.is_file() and result["train_acc"] > 0.9

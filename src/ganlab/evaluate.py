@@ -107,11 +107,19 @@ def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None 
     key = f"{name}-{type(datamodule).__name__.lower()}-{source_id(datamodule.root)}-{spec.split}-n{spec.n}"
     print(f"evaluate: {name} on {net.name}: {spec.n} real images (cached after the first time) and {spec.n} "
           f"samples; on a CPU each 10,000 take about half an hour", file=sys.stderr)
-    real_features = RealFeatures(net).get(key, lambda: real.to(device))
+    real_features = RealFeatures(net, progress=_progress("real images")).get(key, lambda: real.to(device))
     fake = spec.fake(generate(g.to(device), spec.n, seed, device=device))  # (n, C, 28, 28) uint8
-    values = fid_kid(real_features, embed(net, fake))
+    values = fid_kid(real_features, embed(net, fake, progress=_progress("samples")))
     return {"ckpt": str(path), "iteration": stored["iteration"], "n": spec.n, "features": net.name,
             "protocol": name, "paper": spec.paper, "metrics": values}
+
+
+def _progress(what: str):
+    """progress(done, n) for embed: a line on stderr every 1,000 images (a CPU embeds ~6 Inception images/s)."""
+    def show(done: int, n: int) -> None:
+        if done % 1000 < 200 or done == n:
+            print(f"evaluate: {what}: {done}/{n} embedded", file=sys.stderr, flush=True)
+    return show
 
 
 def compare_sets(real: str | Path, fake: str | Path, features: str = "inception", protocol: str = "tf1",
@@ -136,7 +144,8 @@ def compare_sets(real: str | Path, fake: str | Path, features: str = "inception"
             raise ValueError(f"FID needs at least 2 images per set, got {len(a)} real and {len(b)} fake")
         net = (InceptionFeatures(inception_weights, protocol) if features == "inception"
                else ClassifierFeatures(classifier)).to(device)
-        values = fid_kid(embed(net, a.to(device)), embed(net, b.to(device)), kid_subset)
+        values = fid_kid(embed(net, a.to(device), progress=_progress("real")),
+                         embed(net, b.to(device), progress=_progress("fake")), kid_subset)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from None
     return {"real": str(real), "fake": str(fake), "n_real": len(a), "n_fake": len(b), "features": net.name,

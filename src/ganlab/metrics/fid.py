@@ -20,9 +20,15 @@ from .features import cache_dir
 
 
 @torch.no_grad()
-def embed(features: nn.Module, images: Tensor, batch_size: int = 200) -> Tensor:
-    """uint8 images (N, C, H, W) -> features (N, F) float64, in batches."""
-    return torch.cat([features(images[i:i + batch_size]).double().cpu() for i in range(0, len(images), batch_size)])
+def embed(features: nn.Module, images: Tensor, batch_size: int = 200,
+          progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """uint8 images (N, C, H, W) -> features (N, F) float64, in batches; progress(done, N) after each batch."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        out.append(features(images[i:i + batch_size]).double().cpu())  # (B, F)
+        if progress is not None:
+            progress(i + len(out[-1]), len(images))
+    return torch.cat(out)
 
 
 class RealFeatures:
@@ -31,8 +37,10 @@ class RealFeatures:
     write it whole (checkpoint_io.write_atomically): the file left is one of theirs, with the same values. A
     file that does not load (damaged) is embedded again and replaced, with a warning."""
 
-    def __init__(self, features: nn.Module, root: Path | None = None):
+    def __init__(self, features: nn.Module, root: Path | None = None,
+                 progress: Callable[[int, int], None] | None = None):
         self.features, self.root = features, Path(root) if root else cache_dir() / "stats"
+        self.progress = progress  # passed to embed
         self.computed = 0
 
     def get(self, key: str, images: Callable[[], Tensor]) -> Tensor:
@@ -43,7 +51,7 @@ class RealFeatures:
             except Exception as e:  # cut short, not a torch file, ...: the cache is a copy, computed again
                 warnings.warn(f"metrics: the cached real statistics {path} do not load ({type(e).__name__}: "
                               f"{e}); computing them again")
-        feats = embed(self.features, images())
+        feats = embed(self.features, images(), progress=self.progress)
         self.computed += 1
         write_atomically(path, lambda tmp: torch.save(feats, tmp))
         return feats
@@ -60,8 +68,10 @@ class _Precomputed(nn.Module):
         return x
 
 
-def fid_kid(real: Tensor, fake: Tensor, kid_subset: int = 1000) -> dict[str, float]:
-    """FID and KID (mean over subsets) between two feature sets (N, F) through torchmetrics."""
+def fid_kid(real: Tensor, fake: Tensor, kid_subset: int = 1000, seed: int = 0) -> dict[str, float]:
+    """FID and KID (mean over subsets) between two feature sets (N, F) through torchmetrics. KID's random subsets
+    come from `seed` in a forked RNG: the same number every time for the same features, and training's random
+    stream is left as it was."""
     dim = real.shape[1]
     # sync_on_compute=False: one process (rank zero under DDP) scores all N samples; the others never join
     fid = FrechetInceptionDistance(feature=_Precomputed(dim), reset_real_features=False, sync_on_compute=False)
@@ -72,5 +82,7 @@ def fid_kid(real: Tensor, fake: Tensor, kid_subset: int = 1000) -> dict[str, flo
     for metric in (fid, kid):
         metric.update(real, real=True)
         metric.update(fake, real=False)
-    kid_mean, _ = kid.compute()
+    with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets from torch's global (CPU) RNG
+        torch.manual_seed(seed)
+        kid_mean, _ = kid.compute()
     return {"fid": float(fid.compute()), "kid": float(kid_mean)}
