@@ -62,7 +62,9 @@ device-wheels: $(STAMP)  ## wheels of hydra-core, omegaconf, antlr4 and torch-fi
 	$(PY) -m pip wheel --quiet --no-deps --disable-pip-version-check -w .whl antlr4-python3-runtime==4.9.3
 
 # The mode-collapse study (docs/mode_collapse_intro.md): 6 variants x 3 seeds on each toy mixture, one Hydra sweep per
-# mixture, the two sweeps side by side (one thread each), then the report. Re-running replaces the old runs.
+# mixture, the two sweeps side by side (one thread each), then the report. Re-running replaces the old runs. The report
+# opens with docs/published_fid.md (the default experiment on Lucic et al.'s FID protocol: `evaluate.py
+# protocol=lucic2018`, run by hand, its command and numbers in that file).
 STUDY := outputs/study
 STUDY_RUNS := model=gan,nsgan,lsgan,wgan,wgan_gp,sngan seed=0,1,2 trainer.enable_progress_bar=false
 study: $(STAMP)  ## mode-collapse study: 36 toy runs, two sweeps at once (12 min on 2 idle cores), then docs/results.md
@@ -73,7 +75,7 @@ study: $(STAMP)  ## mode-collapse study: 36 toy runs, two sweeps at once (12 min
 	done; ok=0; for p in $$pids; do wait $$p || ok=1; done; \
 	[ $$ok = 0 ] || { echo "study: a sweep failed, see $(STUDY)/mode_collapse_*.log"; exit 1; }
 	$(PY) report.py $(STUDY)/mode_collapse_ring8 $(STUDY)/mode_collapse_grid25 --out docs/results.md \
-	  --intro docs/mode_collapse_intro.md
+	  --intro docs/published_fid.md --intro docs/mode_collapse_intro.md
 
 clean:  ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache

@@ -61,9 +61,10 @@ def image_run(tmp_path_factory, idx_root, fixture_classifier) -> Path:
 @pytest.fixture(scope="session")
 def report(tmp_path_factory, sweep, image_run) -> tuple[str, Path]:
     out = tmp_path_factory.mktemp("report") / "study.md"
-    intro = out.parent / "intro.md"
+    intro, more = out.parent / "intro.md", out.parent / "more.md"
     intro.write_text("Protocol: **two gradient-penalty weights**, published W1 = 0.1.\n")
-    main([str(sweep), str(image_run), "--out", str(out), "--intro", str(intro)])
+    more.write_text("## FID on a published protocol\n")
+    main([str(sweep), str(image_run), "--out", str(out), "--intro", str(intro), "--intro", str(more)])
     return out.read_text(), out
 
 
@@ -194,7 +195,8 @@ def test_image_runs_name_the_feature_network_and_n(image_run, report):
 
 def test_intro_follows_the_title(report):
     text, _ = report
-    assert text.startswith("# GAN runs report\n\nProtocol: **two gradient-penalty weights**, published W1 = 0.1.\n")
+    assert text.startswith("# GAN runs report\n\nProtocol: **two gradient-penalty weights**, published W1 = 0.1.\n"
+                           "\n## FID on a published protocol\n")  # several --intro files, in order
 
 
 def test_failed_runs_are_listed_with_their_error(sweep, report):

@@ -1,4 +1,4 @@
-"""`python report.py DIR… [--out report.md] [--intro FILE]`: run and sweep folders -> a Markdown report with
+"""`python report.py DIR… [--out report.md] [--intro FILE]…`: run and sweep folders -> a Markdown report with
 its PNG figures in a folder named after it (report.md -> report_files/). Every input is read and checked
 before anything is written; bad input is one `ganlab: report: …` line and exit status 1."""
 from __future__ import annotations
@@ -30,15 +30,18 @@ def figures_for(data: str, groups, folder: Path, base: Path) -> dict[str, str]:
     return {k: p.relative_to(base).as_posix() for k, p in made.items()}
 
 
-def write_report(dirs: list[str], out: Path, intro: Path | None = None, command: str = "python report.py") -> Path:
-    """Read `dirs`, then write `out` and its figures into `out`'s sibling folder <stem>_files/."""
+def write_report(dirs: list[str], out: Path, intro: list[Path] | Path | None = None,
+                 command: str = "python report.py") -> Path:
+    """Read `dirs`, then write `out` and its figures into `out`'s sibling folder <stem>_files/; the `intro` files
+    go after the title, in order."""
     runs = collect(dirs)
-    text = None
-    if intro is not None:
+    texts = []
+    for path in [intro] if isinstance(intro, Path) else intro or []:
         try:
-            text = intro.read_text()
+            texts.append(path.read_text().rstrip() + "\n")
         except (OSError, UnicodeDecodeError) as e:
-            raise ReportError(f"--intro {intro}: cannot read it ({e})") from None
+            raise ReportError(f"--intro {path}: cannot read it ({e})") from None
+    text = "\n".join(texts) or None
     if out.is_dir():
         raise ReportError(f"--out {out} is a folder: give the Markdown file to write, e.g. --out {out / 'report.md'}")
     base = out.parent
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="run folders (outputs/…) or sweep folders (multirun/…)")
     parser.add_argument("--out", default="report.md", type=Path,
                         help="the Markdown file (default report.md); figures go to <stem>_files/ beside it")
-    parser.add_argument("--intro", type=Path, metavar="FILE", help="Markdown inserted after the title")
+    parser.add_argument("--intro", type=Path, metavar="FILE", action="append",
+                        help="Markdown inserted after the title (repeat it for several files, kept in order)")
     args = parser.parse_args(argv)
     command = "python report.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
