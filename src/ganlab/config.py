@@ -64,8 +64,16 @@ def check_config(cfg: DictConfig) -> None:
         _at_least(cfg, f"optim.{net}.lr", 0, f"set a learning rate such as optim.{net}.lr=2e-4", strict=True)
     _at_least(cfg, "data.batch_size", 1, "set e.g. data.batch_size=64")
     _at_least(cfg, "model.pack", 1, "samples per critic input (PacGAN): 1 (off), 2, 3 or 4")
-    for key in ("model.n_critic", "iterations", "data.batch_size", "model.pack"):
+    _at_least(cfg, "seed", 0, "the run's random seed is a whole number such as seed=0")
+    _at_least(cfg, "net.g.z_dim", 1, "the latent size, e.g. net.g.z_dim=100")
+    for key in ("model.n_critic", "iterations", "data.batch_size", "model.pack", "seed", "net.g.z_dim"):
         _whole(cfg, key)
+    decay = _number(cfg, "model.ema_decay")
+    if decay is not None and not 0 < decay < 1:
+        raise ConfigError(f"model.ema_decay must be in (0, 1), got {decay}: e.g. model.ema_decay=0.999, or "
+                          f"model.ema_decay=null for no EMA generator")
+    for key in ("data.std", "data.sigma", "data.radius", "data.spacing"):  # toy mixtures and gauss1d
+        _at_least(cfg, key, 0, f"{key} is a length: set a positive value", strict=True)
     pack, batch = OmegaConf.select(cfg, "model.pack") or 1, OmegaConf.select(cfg, "data.batch_size")
     if batch is not None and batch % pack:
         raise ConfigError(f"data.batch_size={batch} is not a multiple of model.pack={pack}: the critic reads the "
