@@ -124,7 +124,8 @@ def test_conditional_batchnorm_reads_the_labels(spectral_norm):
     z = torch.randn(4, 16).repeat(2, 1)  # (8, 16): the same latents twice
     x = g(z, torch.tensor([0, 1, 2, 3, 9, 8, 7, 6]))
     assert (x[:4] - x[4:]).abs().mean() > 0.01  # same z, other classes: other images
-    assert torch.equal(g(z[:4], torch.tensor([0, 1, 2, 3])), x[:4])  # same z, same class: the same images
+    # same z, same class: the same images (up to float rounding: the CPU's conv kernels differ with the batch size)
+    assert torch.allclose(g(z[:4], torch.tensor([0, 1, 2, 3])), x[:4], atol=1e-6)
     assert resnet.Generator((1, 32, 32), z_dim=16, ch=8).embed is None  # unconditional: plain BN, no embedding
 
 
