@@ -155,9 +155,18 @@ def test_sgan_beats_a_classifier_of_the_same_critic_trained_on_the_labelled_imag
     weighted 1, Adam lr 1e-3 - which shows the semi-supervised gain within one epoch; the preset's feature
     matching (Salimans et al.'s best after hundreds of epochs) gains about 1 point here by then. The baseline is
     the SGAN's own critic (same initial weights, same class head) trained by the same Adam on the same labelled
-    minibatches, without the unlabelled images and the fakes.
-    Measured (seeds 0, 1, 2): SGAN 0.701, 0.747, 0.740 against 0.687, 0.711, 0.677."""
-    cfg = make_cfg(tmp_path, "model=sgan", "data=fashion_mnist", "data.labelled=10",
+    minibatches, without the unlabelled images and the fakes. The means of seeds 0, 1, 2 are compared: one seed's
+    gap (0.007 to 0.06) moves with the machine's float rounding (seed 0 alone: 0.701 vs 0.687 on one CPU, 0.694 vs
+    0.687 on another)."""
+    pairs = [sgan_and_alone(tmp_path / f"seed{seed}", seed) for seed in (0, 1, 2)]
+    sgan, alone = (sum(p[i] for p in pairs) / len(pairs) for i in (0, 1))
+    print(f"test accuracy after {STEPS} steps, seeds 0-2: {pairs}")
+    assert sgan > alone + 0.01, (sgan, alone)  # a broken unsupervised term leaves it at or below the baseline
+
+
+def sgan_and_alone(tmp_path, seed: int) -> tuple[float, float]:
+    """Test accuracy of the SGAN and of its critic trained on the labelled images alone, for one seed."""
+    cfg = make_cfg(tmp_path, "model=sgan", "data=fashion_mnist", "data.labelled=10", f"seed={seed}",
                    "data.size=28", "net.g.ch=16", "net.d.ch=16", f"iterations={STEPS}", f"model.eval_every={STEPS}",
                    "model.feature_matching=false", "model.unsup_weight=1.0", "optim.g.lr=1e-3",
                    f"callbacks.samples.every={STEPS}", f"callbacks.checkpoint.every={STEPS}")
@@ -173,6 +182,4 @@ def test_sgan_beats_a_classifier_of_the_same_critic_trained_on_the_labelled_imag
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    alone = baseline.accuracy()
-    print(f"test accuracy after {STEPS} steps: SGAN {sgan:.4f}, classifier on the labelled images alone {alone:.4f}")
-    assert sgan > alone + 0.01, (sgan, alone)  # a broken unsupervised term leaves it at or below the baseline
+    return sgan, baseline.accuracy()
