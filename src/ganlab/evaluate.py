@@ -116,9 +116,12 @@ def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None 
 
 def _progress(what: str):
     """progress(done, n) for embed: a line on stderr every 1,000 images (a CPU embeds ~6 Inception images/s)."""
+    shown = [0]  # images done at the last line
+
     def show(done: int, n: int) -> None:
-        if done % 1000 < 200 or done == n:
+        if done // 1000 > shown[0] // 1000 or done == n:  # whatever embed's batch size
             print(f"evaluate: {what}: {done}/{n} embedded", file=sys.stderr, flush=True)
+            shown[0] = done
     return show
 
 
