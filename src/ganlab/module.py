@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
@@ -46,6 +47,12 @@ class Latent(NamedTuple):
     """What G is called with: G(z, c)."""
     z: Tensor  # (B, z_dim)
     c: Tensor | None  # (B,) class labels or categorical code, None for an unconditional G
+
+
+def penalties(cfg: Mapping) -> list[str]:
+    """The configured regularizers that add a penalty to the critic's loss (critic_loss logs it as train/<name>)."""
+    return [name for name, node in (cfg.get("regularizer") or {}).items()
+            if get_class(node["_target_"]).penalty is not Regularizer.penalty]
 
 
 class GANModule(L.LightningModule):
@@ -205,6 +212,33 @@ class GANModule(L.LightningModule):
         """The generator's loss from the critic's outputs on its fakes; `real` (B, *shape) is the batch."""
         loss = self.g_adversarial(fake, real, latent)
         return loss, {"train/g_loss": loss.detach()}
+
+    # ---- the names a run logs, known before anything is built (sweep.check_objective) --------------------
+    # A variant that logs other names than these hooks declares them in its overrides of the three below, beside
+    # the hooks that log them; tests/test_logged_names.py trains every variant and compares.
+    @classmethod
+    def d_logged(cls, cfg: Mapping) -> set[str]:
+        """The names d_objective logs for the composed config `cfg`."""
+        loss = cfg.get("loss")
+        w1 = bool(loss) and get_class(loss["_target_"]).estimates_w1
+        return {"train/d_loss", *(["train/wasserstein"] if w1 else [])}
+
+    @classmethod
+    def g_logged(cls, cfg: Mapping) -> set[str]:
+        """The names g_objective logs."""
+        return {"train/g_loss"}
+
+    @classmethod
+    def logged(cls, cfg: Mapping) -> set[str]:
+        """Every train/* name (and a variant's own val/*) a run of `cfg` logs: the objectives', each penalty's
+        (critic_loss), the skip count (on_nonfinite=skip, _log_iteration) and fp16's loss scale and overflows
+        (_step). fp16 on a CPU runs as bf16 without a scale: these may be more names than a run logs, never fewer."""
+        names = cls.d_logged(cfg) | cls.g_logged(cfg) | {f"train/{name}" for name in penalties(cfg)}
+        if cfg["model"].get("on_nonfinite") == "skip":
+            names.add("train/skipped")
+        if str((cfg.get("trainer") or {}).get("precision")) in ("16-mixed", "16"):
+            names |= {"train/loss_scale", "train/overflows"}
+        return names
 
     def g_adversarial(self, fake: dict[str, Tensor], real: Tensor, latent: Latent) -> Tensor:
         """The adversarial term of G's loss: the loss's g, or feature matching (model.feature_matching, Salimans

@@ -3,12 +3,14 @@
 Every run of `python train.py` (single or one job of `-m`) writes `<run_dir>/status.json` atomically, where
 <run_dir> is Hydra's output folder of the job (the one holding `.hydra/`):
 
-    {"status": "completed" | "failed" | "diverged" | "config_error" | "interrupted",
+    {"status": "completed" | "failed" | "diverged" | "config_error" | "interrupted" | "stopped",
      "error": "<one line>" or null,
      "metrics": {"train/d_loss": 0.69, ...},     # the final value of every logged metric, as floats
      "overrides": ["loss=ns", "seed=1"]}         # the job's command-line overrides
 
-and, for failed, diverged and config_error runs, the traceback in `<run_dir>/error.txt`.
+and, for failed, diverged and config_error runs, the traceback in `<run_dir>/error.txt`. `interrupted` (a
+signal) and `stopped` (the time limit, trainer.max_time) say in `error` at which iteration of how many; both wrote
+their final checkpoint, and the same command continues them (resume.py).
 
 `optimized_metric` (root config) names the metric a sweeper optimizes: `train.main` returns its final value.
 `check_objective` refuses, before training, a name no run of this config can log; an evaluation of a
@@ -46,11 +48,11 @@ from .checkpoint_io import write_atomically
 from .config import ConfigError
 from .metrics import suite
 
-STATUSES = ("completed", "failed", "diverged", "config_error", "interrupted")
+STATUSES = ("completed", "failed", "diverged", "config_error", "interrupted", "stopped")
 
 # The sample-quality metrics of metrics/suite.py, by the kind of data that gets them. Losses (train/*) and a
-# variant's own val/* metrics (SGAN's val/accuracy, CycleGAN's val/cycle) depend on the model: those names are
-# checked when the run ends.
+# variant's own val/* metrics (SGAN's val/accuracy, CycleGAN's val/cycle) depend on the model: its module declares
+# them (GANModule.logged).
 TOY_METRICS = tuple(f"val/{m}" for m in suite.TOY_METRICS + suite.MIXTURE_METRICS)
 IMAGE_METRICS = tuple(f"val/{m}" for m in suite.IMAGE_METRICS)
 
@@ -75,7 +77,8 @@ def write_error(run_dir: str | Path, error: BaseException) -> Path:
 
 def check_objective(cfg: DictConfig) -> None:
     """`optimized_metric` must be a metric this config's run can log: a sample-quality metric needs the metrics
-    callback on and the kind of data it is computed for."""
+    callback on and the kind of data it is computed for; any other name must be one the model's module declares
+    it logs (GANModule.logged: losses, penalties, a variant's own val/*)."""
     name = cfg.get("optimized_metric")
     if name is None:
         return
@@ -83,6 +86,14 @@ def check_objective(cfg: DictConfig) -> None:
         raise ConfigError(f"optimized_metric={name!r} is not a metric name: use one as logged in csv/metrics.csv, "
                           f"e.g. optimized_metric=val/w1 (toy data) or optimized_metric=val/fid (images)")
     if name not in TOY_METRICS + IMAGE_METRICS:
+        try:
+            logged = get_class(cfg.model._target_).logged(cfg)
+        except (ImportError, ValueError) as e:  # a _target_ that does not import: named by hydra's message
+            raise ConfigError(f"optimized_metric={name}: cannot tell what this run logs: {e}") from None
+        if name not in logged:
+            raise ConfigError(f"optimized_metric={name}: a run of this config never logs it: pick one it logs "
+                              f"({', '.join(sorted(logged))}) or a sample-quality metric (val/w1 on toy data, "
+                              f"val/fid on images)")
         return
     if not (cfg.get("metrics") and "_target_" in cfg.metrics):
         raise ConfigError(f"optimized_metric={name} is a sample-quality metric, but metrics=none computes none: "

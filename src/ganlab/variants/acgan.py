@@ -41,9 +41,17 @@ class ACGAN(GANModule):
         logs["train/d_class_real"], logs["train/d_class_fake"] = cls_real.detach(), cls_fake.detach()
         return loss + self.class_weight * (cls_real + cls_fake), logs
 
+    @classmethod
+    def d_logged(cls, cfg: Mapping) -> set[str]:
+        return super().d_logged(cfg) | {"train/d_class_real", "train/d_class_fake"}
+
     def g_objective(self, fake: dict[str, Tensor], real: Tensor, y: Tensor | None,
                     latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
         loss, logs = super().g_objective(fake, real, y, latent)
         cls = F.cross_entropy(fake["classes"], latent.c)
         logs["train/g_class"] = cls.detach()
         return loss + self.class_weight * cls, logs
+
+    @classmethod
+    def g_logged(cls, cfg: Mapping) -> set[str]:
+        return super().g_logged(cfg) | {"train/g_class"}

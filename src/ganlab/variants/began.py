@@ -14,6 +14,8 @@ Logged: train/k (the k_t each critic step used), train/m_global, train/energy_re
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
@@ -53,6 +55,10 @@ class BEGAN(GANModule):
         return loss, {"train/d_loss": loss.detach(), "train/k": self.k.clone(),
                       "train/m_global": m_global(l_real, l_fake, self.gamma).detach(),
                       "train/energy_real": l_real.detach(), "train/energy_fake": l_fake.detach()}
+
+    @classmethod
+    def d_logged(cls, cfg: Mapping) -> set[str]:
+        return {"train/d_loss", "train/k", "train/m_global", "train/energy_real", "train/energy_fake"}
 
     def g_objective(self, fake: dict[str, Tensor], real: Tensor, y: Tensor | None,
                     latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:

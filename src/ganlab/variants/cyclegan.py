@@ -29,11 +29,12 @@ of G_ab(A) against real B: the data's `real(n)` is B) judge the A -> B translati
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from ..module import GANModule
+from ..module import GANModule, penalties
 
 
 class ImagePool(nn.Module):
@@ -187,3 +188,16 @@ class CycleGAN(GANModule):
             loss = loss + self.lambda_cycle * self.lambda_identity * identity
             logs["train/identity"] = (0.5 * identity).detach()
         return loss, logs
+
+    @classmethod
+    def logged(cls, cfg: Mapping) -> set[str]:
+        """critic_loss's names per critic (train/d_loss_a, ...) and their sum, generator_loss's, and the
+        translation grids' val/cycle* (callbacks.translations)."""
+        per_critic = cls.d_logged(cfg) | {f"train/{name}" for name in penalties(cfg)}
+        names = super().logged(cfg) - per_critic | {f"{k}_{d}" for k in per_critic for d in "ab"}
+        names |= {"train/d_loss", "train/g_loss", "train/cycle"}
+        if cfg["model"].get("lambda_identity", 0.5) > 0:
+            names.add("train/identity")
+        if "translations" in (cfg.get("callbacks") or {}):
+            names |= {"val/cycle", "val/cycle_a", "val/cycle_b"}
+        return names

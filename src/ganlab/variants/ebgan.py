@@ -12,6 +12,8 @@ Logged: train/energy_real, train/energy_fake (critic step, the batch means of E)
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -61,6 +63,10 @@ class EBGAN(GANModule):
         return loss, {"train/d_loss": loss.detach(), "train/energy_real": e_real.mean().detach(),
                       "train/energy_fake": e_fake.mean().detach()}
 
+    @classmethod
+    def d_logged(cls, cfg: Mapping) -> set[str]:
+        return {"train/d_loss", "train/energy_real", "train/energy_fake"}
+
     def g_objective(self, fake: dict[str, Tensor], real: Tensor, y: Tensor | None,
                     latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
         energy = fake["energy"].mean()
@@ -72,3 +78,7 @@ class EBGAN(GANModule):
         loss = energy + self.lambda_pt * pt
         logs["train/g_loss"] = loss.detach()
         return loss, logs
+
+    @classmethod
+    def g_logged(cls, cfg: Mapping) -> set[str]:
+        return {"train/g_loss", *(["train/pt"] if cfg["model"].get("lambda_pt", 0.1) else [])}

@@ -76,6 +76,10 @@ class InfoGAN(GANModule):
         logs["train/mi_bound"] = bound.detach()
         return loss + info, logs
 
+    @classmethod
+    def g_logged(cls, cfg: Mapping) -> set[str]:
+        return super().g_logged(cfg) | {"train/mi_bound"}
+
     @torch.no_grad()
     def traversal(self, code: int | None, columns: int, seed: int = 0) -> Tensor:
         """Images (K * V, *shape) for a latent-traversal grid, V = columns: one row per category, one column per

@@ -125,6 +125,10 @@ class SGAN(GANModule):
         loss = sup + self.unsup_weight * unsup
         return loss, {"train/d_loss": loss.detach(), "train/d_sup": sup.detach(), "train/d_unsup": unsup.detach()}
 
+    @classmethod
+    def d_logged(cls, cfg: Mapping) -> set[str]:
+        return {"train/d_loss", "train/d_sup", "train/d_unsup"}
+
     # ---- evaluation -------------------------------------------------------------------------------------
     @torch.no_grad()
     def accuracy(self, batch_size: int = 1000) -> float:
@@ -141,3 +145,7 @@ class SGAN(GANModule):
         it = self.iteration
         if self.at_iteration_end and (it % self.eval_every == 0 or it >= self.iterations):
             emit(self.trainer, it, {"val/accuracy": self.accuracy()})
+
+    @classmethod
+    def logged(cls, cfg: Mapping) -> set[str]:
+        return super().logged(cfg) | {"val/accuracy"}
