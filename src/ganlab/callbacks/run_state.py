@@ -1,8 +1,11 @@
 """What a checkpoint needs besides the module to resume exactly and to stand alone.
 
 - RNG states of Python, NumPy and torch (CPU and every CUDA device): Lightning does not save them.
-  Stored as tensors and plain values so the file loads with torch.load(weights_only=True). Under DDP rank 0's
-  are saved: every rank's streams are in step (ranks.py), so they are every rank's.
+  Stored as tensors and plain values so the file loads with torch.load(weights_only=True). Every rank's: under
+  DDP the ranks' streams are in step (ranks.py) only as long as nothing draws on some ranks and not others (a
+  callback, a metric, a library), so each rank's states are gathered at save time (every rank saves: Lightning's
+  save_checkpoint is collective) and each rank restores its own. A checkpoint of another world size, or one
+  holding a single state (saved before this), gives rank 0's state to every rank, with a warning.
 - The run's resolved config, the data's sample shape and the classes G is conditioned on (they depend on the
   data), so sample.py / evaluate.py rebuild the generator from the checkpoint alone.
 """
@@ -13,6 +16,8 @@ import random
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_warn
 
 
 def get_rng_state() -> dict:
@@ -23,6 +28,13 @@ def get_rng_state() -> dict:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def _ranks() -> tuple[int, int]:
+    """(rank, world) of the process group, (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def set_rng_state(state: dict) -> None:
@@ -46,10 +58,25 @@ class RunState(L.Callback):
         set_rng_state(self.start)
 
     def state_dict(self) -> dict:
-        return {"rng": get_rng_state()}
+        """{"rng": [rank 0's states, rank 1's, ...]}. Called on every rank (a collective under DDP)."""
+        world = _ranks()[1]
+        if world == 1:
+            return {"rng": [get_rng_state()]}
+        states = [None] * world
+        dist.all_gather_object(states, get_rng_state())
+        return {"rng": states}
 
     def load_state_dict(self, state: dict) -> None:
-        set_rng_state(state["rng"])
+        rank, world = _ranks()
+        states = state["rng"]
+        if isinstance(states, dict):  # a checkpoint from before every rank's states were saved: rank 0's only
+            states = [states]
+        if len(states) != world:
+            rank_zero_warn(f"ckpt_path: the checkpoint holds the random states of {len(states)} rank(s), this run "
+                           f"has {world}: every rank goes on from rank 0's, so a draw that differed between the "
+                           f"saved run's ranks does not resume exactly")
+            states = states[:1] * world
+        set_rng_state(states[rank])
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["config"] = self.config
