@@ -5,9 +5,10 @@ receive a gradient in every backward: a critic step leaves G without one and a g
 one (toggled off), so it stops with "parameters that were not used in producing the loss" - and
 find_unused_parameters=True costs a graph traversal per step. ganlab keeps Lightning's process launch, process
 group, device placement and collectives, but not the wrapper: every rank starts from rank 0's weights and
-buffers, and before each optimizer step the module averages the gradients of the net about to step, and the
-loss, over the ranks in one all-reduce of one flat buffer (module.GANModule._average_over_ranks; StyleGAN2 does
-the same). Gradient penalties need nothing more: their double backward happens inside each rank's loss.
+buffers (`broadcast_from_rank0`), and before each optimizer step the module averages the gradients of the net
+about to step, and the loss, over the ranks in one all-reduce of one flat buffer (steps/rank_average.py, called
+by module.GANModule._step; StyleGAN2 does the same). Gradient penalties need nothing more: their double backward
+happens inside each rank's loss.
 The random draws of a step and the data batches are blocks of global draws (ranks.py, data/base.py), so N
 ranks with batch B compute what one device computes with batch N x B (tests/test_ddp.py).
 
@@ -17,22 +18,29 @@ stay identical without a broadcast.
 """
 from __future__ import annotations
 
-from lightning.pytorch.overrides.distributed import _sync_module_states
+import torch
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig
+from torch import nn
 
 from .config import ConfigError
 
 
 class AlternatingDDP(DDPStrategy):
     def configure_ddp(self) -> None:
-        _sync_module_states(self.model)  # rank 0's weights and buffers everywhere (a resumed run loads them after)
+        broadcast_from_rank0(self.model)  # a resumed run loads its checkpoint after this, on every rank
+
+
+def broadcast_from_rank0(module: nn.Module) -> None:
+    """Rank 0's parameters and buffers into every rank's module, in place (what DDP's wrapper does when built),
+    with public torch.distributed collectives: one broadcast per tensor, in the module's order, once per run."""
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            torch.distributed.broadcast(t.detach(), src=0)
 
 
 def world_size(trainer_cfg: DictConfig) -> int:
     """Processes the Trainer's devices x num_nodes will run (devices: a count, a list, or "auto" / -1)."""
-    import torch
-
     devices, accelerator = trainer_cfg.get("devices", 1), str(trainer_cfg.get("accelerator", "auto"))
     if isinstance(devices, int) and devices > 0:
         n = devices
