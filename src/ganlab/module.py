@@ -9,16 +9,19 @@ optimizer, n_critic + 1 per iteration, and nothing here depends on it.
 Variants change a step by overriding one or two hooks (`latent`, `d_objective`, `g_objective`, or for a
 different kind of model `critic_loss`/`generator_loss`); none copies the loop.
 
-Every step's loss and gradients are checked before its optimizer steps (`on_nonfinite`, see divergence.py):
-`stop` raises Diverged; `skip` leaves that net unchanged for the step (it still counts, so the run's length and
-schedules are those of the config) and raises after `max_skips` skipped steps of one net in a row.
-
-fp16 (trainer.precision=16-mixed, a GradScaler): the penalties take their inner gradients on scaled outputs
-(regularizers.py), and a scale too large makes the *loss* inf, not only the gradients. So a non-finite loss is
-first taken for a loss-scale overflow: the step is dropped (it still counts, like a skipped one), the scale
-lowered as GradScaler lowers it on inf gradients, and `overflows` counted; only once the scale is under
-`loss_scale_floor` is it a non-finite step as above, its message pointing to bf16-mixed. The scale each step
-used is logged as train/loss_scale.
+Every step's loss and gradients are checked before its optimizer steps (`_step`); what a bad step does is up to
+the step policies (steps/), each with its own counters and checkpoint state:
+- `on_nonfinite` (steps/nonfinite.py, see divergence.py): `stop` raises Diverged; `skip` leaves that net unchanged
+  for the step (it still counts, so the run's length and schedules are those of the config) and raises after
+  `max_skips` skipped steps of one net in a row.
+- fp16 (trainer.precision=16-mixed, a GradScaler; steps/loss_scale.py): the penalties take their inner gradients
+  on scaled outputs (regularizers.py), and a scale too large makes the *loss* inf, not only the gradients. So a
+  non-finite loss is first taken for a loss-scale overflow: the step is dropped (it still counts, like a skipped
+  one), the scale lowered as GradScaler lowers it on inf gradients, and `overflows` counted; only once the scale is
+  under the policy's floor (1) is it a non-finite step as above, its message pointing to bf16-mixed. The scale
+  each step used is logged as train/loss_scale.
+- DDP (steps/rank_average.py, strategy.py): the net's gradients and the loss are averaged over the ranks before
+  the check, so every rank reaches the same verdict.
 """
 from __future__ import annotations
 
@@ -32,13 +35,16 @@ from hydra.utils import get_class
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
-from .divergence import Diverged, all_finite
+from .divergence import all_finite
 from .ema import EMA
 from .log import emit
 from .losses import Loss
 from .ranks import Ranks
 from .regularizers import Regularizer
 from .sampling import generate
+from .steps.loss_scale import LossScaleBackoff
+from .steps.nonfinite import NonFiniteSteps
+from .steps.rank_average import average_over_ranks
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # a partial taking the parameters
 
@@ -86,9 +92,8 @@ class GANModule(L.LightningModule):
         self.trains_g = any(p.requires_grad for p in generator.parameters())
         self.d_steps = 0  # critic steps taken
         self.g_steps = 0  # generator steps taken
-        self.skipped = 0  # steps skipped as non-finite (on_nonfinite=skip), both nets
-        self.skipped_in_a_row = {"critic": 0, "generator": 0}  # per net: max_skips is about one net's streak
-        self.overflows = 0  # fp16 steps dropped as loss-scale overflows (_step), both nets
+        self.nonfinite = NonFiniteSteps(on_nonfinite, max_skips)  # stop/skip a non-finite step, and its counters
+        self.backoff = LossScaleBackoff()  # fp16: a non-finite loss as a loss-scale overflow, and their count
         self._fast = None  # the FastStep (fast.py) running the steps, from the start of training, if trainer.fast
         self._logs: dict[str, list[Tensor]] = defaultdict(list)  # detached values since the last logged row
 
@@ -104,8 +109,7 @@ class GANModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
-        checkpoint["ganlab_skips"] = {"skipped": self.skipped, "in_a_row": dict(self.skipped_in_a_row),
-                                      "overflows": self.overflows}
+        checkpoint["ganlab_skips"] = {**self.nonfinite.state_dict(), **self.backoff.state_dict()}
         if self._fast is not None and self._fast.capturable:
             from .fast import portable
 
@@ -114,9 +118,25 @@ class GANModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.d_steps = checkpoint["ganlab_steps"]["d_steps"]
         self.g_steps = checkpoint["ganlab_steps"]["g_steps"]
-        skips = checkpoint.get("ganlab_skips", {"skipped": 0, "in_a_row": {"critic": 0, "generator": 0}})
-        self.skipped, self.skipped_in_a_row = skips["skipped"], dict(skips["in_a_row"])
-        self.overflows = skips.get("overflows", 0)
+        skips = checkpoint.get("ganlab_skips", {})  # older checkpoints: none, or no "overflows"; counted from 0
+        self.nonfinite.load_state_dict(skips)
+        self.backoff.load_state_dict(skips)
+
+    # the policies' counters, as the loop and its tests read them
+    @property
+    def skipped(self) -> int:
+        """Steps skipped as non-finite (on_nonfinite=skip) so far in the run, both nets."""
+        return self.nonfinite.skipped
+
+    @property
+    def skipped_in_a_row(self) -> dict[str, int]:
+        """Per net ("critic", "generator"): its steps skipped in a row up to now (max_skips is about one net's)."""
+        return self.nonfinite.in_a_row
+
+    @property
+    def overflows(self) -> int:
+        """fp16 steps dropped so far as loss-scale overflows, both nets."""
+        return self.backoff.overflows
 
     # ---- sampling ---------------------------------------------------------------------------------------
     @property
@@ -271,10 +291,6 @@ class GANModule(L.LightningModule):
         fake = self.generator(*latent)  # (B, *shape)
         return self.g_objective(self.critic(self.perturb(fake), self.critic_labels(latent.c)), real, y, latent)
 
-    #: fp16: under this loss scale a non-finite loss is no longer taken for an overflow of the scale (_step).
-    #: At 1 the scaled penalty is the unscaled one: an inf then is fp16's range, not the scale's.
-    loss_scale_floor = 1.0
-
     @property
     def loss_scaler(self) -> torch.amp.GradScaler | None:
         """fp16's loss scaler (trainer.precision=16-mixed, Lightning's precision plugin), else None."""
@@ -282,68 +298,36 @@ class GANModule(L.LightningModule):
         return scaler if scaler is not None and scaler.is_enabled() else None
 
     def _step(self, opt, loss: Tensor, net: nn.Module, logs: dict[str, Tensor], which: str, iteration: int) -> bool:
-        """Backward, then `opt.step()` if the loss and `net`'s gradients are finite (else stop or skip, see
-        on_nonfinite; under fp16 first a lower loss scale); the step's values go to the log only if it was taken.
-        Returns whether it was."""
+        """Backward, then `opt.step()` if the loss and `net`'s gradients are finite, else the step is dropped (under
+        fp16 first taken for an overflow of the loss scale, then stop or skip: see on_nonfinite); the step's values
+        go to the log only if it was taken. Returns whether it was."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.ranks.world > 1:
-            loss = self._average_over_ranks(opt, loss)
+        if self.ranks.world > 1:  # every rank then reaches the same verdict below
+            loss = average_over_ranks([p for group in opt.param_groups for p in group["params"]], loss,
+                                      self.ranks.world)
         scaler = self.loss_scaler
-        if scaler is not None:  # the scale this backward used (a copy: the scaler changes its tensor in place)
-            self._logs["train/loss_scale"].append(scaler._get_scale_async().detach().clone())
         # The loss and gradients, checked before the step (so a bad step can be dropped before it does harm):
         # one fused reduction and one host sync per optimizer step, as AMP's GradScaler costs too; free on a CPU,
         # on a GPU it drains the launch queue once per step. Not the weights: finite weights and gradients give
         # finite weights, short of an overflow in the update itself, which the next step's loss shows; the weights
         # are checked once per checkpoint instead (callbacks/checkpoint.py), so no checkpoint holds NaN/inf.
-        # Under DDP the loss and gradients were averaged over the ranks, so every rank reaches the same verdict
-        # (and its scaler the same scale). Under fp16 loss scaling inf gradients are routine: the scaler skips
-        # those steps itself, and only the loss is checked here.
+        # Under fp16 loss scaling inf gradients are routine: the scaler skips those steps itself, and only the loss
+        # is checked here.
         grads = [] if scaler is not None else [p.grad for p in net.parameters() if p.grad is not None]
-        if bool(all_finite([loss, *grads])):  # the sync
+        finite = bool(all_finite([loss, *grads]))  # the sync
+        if scaler is not None:  # the scale this backward used (read after the sync, so it waits for nothing more)
+            self._logs["train/loss_scale"].append(self.backoff.used(scaler, loss.device))
+        if finite:
             opt.step()
-            self.skipped_in_a_row[which] = 0
+            self.nonfinite.taken(which)
             for k, v in logs.items():
                 self._logs[k].append(v)
             return True
-        hint = ""
-        if scaler is not None:
-            state = scaler.state_dict()  # the scale, on the host (a sync, on a bad step only)
-            if state["scale"] >= self.loss_scale_floor:
-                # an overflow of the scaled penalty: drop the step, back off as GradScaler.update does on inf
-                # gradients (scale x backoff_factor, growth tracker reset) and try again at the next step
-                state.update(scale=state["scale"] * state["backoff_factor"], _growth_tracker=0)
-                scaler.load_state_dict(state)
-                opt.zero_grad(set_to_none=True)
-                self.overflows += 1
-                return False
-            hint = (f" in fp16 (16-mixed), with the loss scale already down to {state['scale']:g}: not an overflow "
-                    f"a lower scale avoids; use trainer.precision=bf16-mixed (or 32-true)")
-        # what went wrong, in the logged names (a second sync, on the rare bad step only)
-        bad = ", ".join(f"{k}={v.item():g}" for k, v in logs.items() if not v.isfinite()) or "its gradients"
-        if self.on_nonfinite == "stop":
-            raise Diverged(f"the {which} step was non-finite ({bad}){hint}", iteration, self.d_steps)
         opt.zero_grad(set_to_none=True)  # the step is dropped: this net is left as it was
-        self.skipped += 1
-        self.skipped_in_a_row[which] += 1
-        if self.skipped_in_a_row[which] >= self.max_skips:
-            raise Diverged(f"{self.max_skips} {which} steps in a row were non-finite and skipped (model.max_skips; "
-                           f"the last: {bad}){hint}", iteration, self.d_steps)
+        if scaler is None or not self.backoff.overflowed(scaler):  # not an overflow a lower scale avoids
+            self.nonfinite.dropped(which, logs, iteration, self.d_steps, self.backoff.hint(scaler))
         return False
-
-    def _average_over_ranks(self, opt, loss: Tensor) -> Tensor:
-        """DDP (strategy.py): the gradients of opt's parameters and the loss, averaged over the ranks in one
-        all-reduce of one flat buffer; only the net about to step is reduced (StyleGAN2's way, not DDP's wrapper,
-        which expects every parameter in every backward). Returns the averaged loss."""
-        params = [p for group in opt.param_groups for p in group["params"]]
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]  # same layout on every rank
-        flat = torch.cat([g.reshape(-1).float() for g in grads] + [loss.detach().reshape(1).float()])  # (P + 1,)
-        torch.distributed.all_reduce(flat)
-        flat /= self.ranks.world
-        for p, g in zip(params, flat[:-1].split([g.numel() for g in grads])):
-            p.grad = g.view_as(p).to(p.dtype)
-        return flat[-1]
 
     def after_critic_step(self) -> None:
         """Called after each critic step that was taken (not after a skipped non-finite one); a variant with
