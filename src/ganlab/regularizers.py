@@ -63,7 +63,7 @@ def _grad_norm(critic: nn.Module, x: Tensor, scaler: torch.amp.GradScaler | None
     with torch.autocast(x.device.type, enabled=False):
         grad = grad.flatten(1).float()
         if scaler is not None:
-            grad = grad / scaler._get_scale_async()  # the scale tensor, set by scale() above
+            grad = grad / scaler.scale(torch.ones((), device=grad.device))  # the scale, (): 1 x scale, no sync
         return grad.norm(2, dim=1)
 
 
