@@ -1,7 +1,8 @@
 """Divergence (NaN/inf) never loses a run.
 
-- GANModule checks each step's loss and gradients before `optimizer.step()` (`model.on_nonfinite`): `stop`
-  raises Diverged, `skip` drops the step and raises only after `model.max_skips` bad steps of one net in a row.
+- GANModule checks each step's loss and gradients before `optimizer.step()` (`model.on_nonfinite`,
+  steps/nonfinite.py): `stop` raises Diverged, `skip` drops the step and raises only after `model.max_skips` bad
+  steps of one net in a row.
 - Checkpointer checks the weights before writing, so checkpoints/last.ckpt is always the last good one.
 - LastGoodSamples (a callback): when Diverged ends the run, it draws the last good checkpoint's generator to
   samples/diverged_last_good.png and adds both paths to the message (`ganlab: diverged: ...` from train.py).
