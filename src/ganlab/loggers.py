@@ -2,7 +2,7 @@
 
 Each is built by a factory named in `conf/logger/*.yaml` and wrapped in `Guarded`: the first exception it
 raises (starting it: import error, network, bad key; or any later log call) prints one warning, closes it as
-well as it can, and training goes on without it. CSV (always on) is Lightning's own CSVLogger, unwrapped.
+well as it can, and training goes on without it. CSV (always on, csv_logger.py) is unwrapped.
 
 Like Lightning's loggers, every call logs on rank zero only. Steps are generator iterations (log.py).
 """
@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import netrc
 import os
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+
+from .checkpoint_io import write_atomically
 
 
 class Guarded(Logger):
@@ -85,7 +89,7 @@ class Guarded(Logger):
 
 def _log_image(logger: Logger, key: str, images: Sequence[np.ndarray], step: int) -> None:
     if isinstance(logger, WandbLogger):
-        logger.log_image(key, list(images), step=step)  # step goes in as trainer/global_step, a metric
+        logger.log_image(key, list(images), step=step)
     elif isinstance(logger, TensorBoardLogger):
         for image in images:
             logger.experiment.add_image(key, image, step, dataformats="HWC")
@@ -108,28 +112,70 @@ def has_wandb_credentials() -> bool:
         return False
 
 
+class RunWandb(WandbLogger):
+    """One W&B run per training run, however often the run is continued: its id is kept in
+    <save_dir>/wandb/run_id and a continued run resumes it (resume="allow"; offline, each process writes an
+    offline-run-*-<id> folder, and `wandb sync` uploads them in order into the one run). W&B's step is the
+    generator iteration (logged with each row as `trainer/global_step` too), so it goes on where the run goes on.
+    A process killed after its last checkpoint has logged some iterations that the continued run computes
+    again (the same values, resume being exact): those up to the last one already sent (<save_dir>/wandb/
+    last_step) are not sent twice, so the history stays strictly increasing, with no duplicates."""
+
+    def __init__(self, save_dir: str, **kwargs):
+        folder = Path(save_dir) / "wandb"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._id_file, self._step_file = folder / "run_id", folder / "last_step"
+        run_id = self._id_file.read_text().strip() if self._id_file.is_file() else None
+        if not run_id:
+            run_id = secrets.token_hex(4)  # W&B ids: [a-z0-9], at most 64 characters
+            write_atomically(self._id_file, lambda tmp: tmp.write_text(run_id + "\n"))
+        self.recorded = int(self._step_file.read_text()) if self._step_file.is_file() else 0
+        self.skip_through = self.recorded  # steps the processes before this one sent
+        super().__init__(save_dir=save_dir, id=run_id, resume="allow", **kwargs)
+
+    def _send(self, row: dict, step: int) -> None:
+        if step <= self.skip_through:
+            return
+        self.experiment.log({**row, "trainer/global_step": step}, step=step)
+        if step > self.recorded:
+            self.recorded = step
+            write_atomically(self._step_file, lambda tmp: tmp.write_text(f"{step}\n"))
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._send(dict(metrics), int(step))
+
+    def log_image(self, key: str, images: list, step: int | None = None, **kwargs) -> None:
+        import wandb
+
+        self._send({key: [wandb.Image(image) for image in images]}, int(step))
+
+
 def wandb_logger(project: str, save_dir: str, name: str | None = None, group: str | None = None,
-                 tags: Sequence[str] = ()) -> Guarded:
+                 tags: Sequence[str] = (), start: int = 0) -> Guarded:
     """W&B, started now (so a failure shows before training). Mode: WANDB_MODE when set (CI: disabled), else
-    online with credentials and offline without (then `wandb sync <save_dir>/wandb/offline-run-*`)."""
+    online with credentials and offline without (then `wandb sync <save_dir>/wandb/offline-run-*`). `start`
+    (the iteration a continued run goes on after) is not needed: the run's own files say what was sent."""
     # Passed explicitly: wandb reads WANDB_MODE once per process, so a later change (multirun) would go unseen.
     mode = os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
 
-    def start() -> WandbLogger:
-        logger = WandbLogger(project=project, save_dir=save_dir, name=name, group=group, tags=list(tags), mode=mode)
+    def start_run() -> WandbLogger:
+        logger = RunWandb(project=project, save_dir=save_dir, name=name, group=group, tags=list(tags), mode=mode)
         logger.experiment  # wandb.init on rank zero
         return logger
 
-    return Guarded("wandb", start)
+    return Guarded("wandb", start_run)
 
 
-def tensorboard_logger(save_dir: str) -> Guarded:
+def tensorboard_logger(save_dir: str, start: int = 0) -> Guarded:
     """TensorBoard event files in <save_dir>/tensorboard/; the config goes to its hparams.yaml (no fake
-    hp_metric scalar)."""
+    hp_metric scalar). A continued run (`start` = the iteration it goes on after) appends to the same folder
+    and hides the events a killed process wrote after its last checkpoint (SummaryWriter's purge_step)."""
 
-    def start() -> TensorBoardLogger:
-        logger = TensorBoardLogger(save_dir=save_dir, name="tensorboard", version="", default_hp_metric=False)
+    def start_writer() -> TensorBoardLogger:
+        logger = TensorBoardLogger(save_dir=save_dir, name="tensorboard", version="", default_hp_metric=False,
+                                   purge_step=start + 1 if start else None)
         logger.experiment  # opens the event file on rank zero
         return logger
 
-    return Guarded("tensorboard", start)
+    return Guarded("tensorboard", start_writer)

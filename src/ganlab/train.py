@@ -2,6 +2,7 @@
 input), train, return the final metrics. `train(cfg)` is the function tests and sweeps call."""
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -11,10 +12,14 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from . import resume
 from .callbacks.run_state import RunState
+from .callbacks.stop import Stop
 from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
 from .divergence import Diverged
@@ -72,13 +77,35 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
 
 def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
     """The Trainer of `cfg.trainer`: one device, or ganlab's DDP for alternating steps (strategy.py); atomic
-    checkpoints. `trainer.fast` is ganlab's, not Lightning's: build_module gives it to the module."""
+    checkpoints. `trainer.fast` is ganlab's, not Lightning's: build_module gives it to the module.
+    `trainer.max_time` is ganlab's too (callbacks/stop.py): Lightning's Timer would stop mid-iteration without a
+    checkpoint. Under SLURM, Lightning's own SIGUSR1 handler (a checkpoint from inside the handler, mid-step, then
+    a requeue) is off: callbacks/stop.py handles the signals."""
     node = cfg.trainer.copy()
     with open_dict(node):
         node.pop("fast", None)
+        node.pop("max_time", None)
     if "default_root_dir" not in kwargs:
         kwargs["default_root_dir"] = cfg.out_dir
-    return build(node, "trainer", strategy=strategy_for(cfg.trainer), plugins=[AtomicCheckpointIO()], **kwargs)
+    if "callbacks" in kwargs and not kwargs.get("enable_progress_bar", node.get("enable_progress_bar", True)):
+        # callbacks.progress (callbacks/progress.py): Lightning refuses a ProgressBar callback when the bar is off
+        kwargs["callbacks"] = [c for c in kwargs["callbacks"] if not isinstance(c, ProgressBar)]
+    plugins: list = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    # Lightning refuses Checkpoint callbacks when checkpointing is off, and adds its own when it is on
+    checkpointing = any(isinstance(c, Checkpoint) for c in kwargs.get("callbacks", []))
+    return build(node, "trainer", strategy=strategy_for(cfg.trainer), plugins=plugins,
+                 enable_checkpointing=checkpointing, **kwargs)
+
+
+def start_iteration(ckpt: str | None) -> int:
+    """The iteration a run goes on after: the checkpoint's (0 for a new run)."""
+    if ckpt is None:
+        return 0
+    state = read_checkpoint(ckpt, "ckpt_path")
+    steps, n_critic = state["ganlab_steps"], int(state.get("config", {}).get("model", {}).get("n_critic", 1))
+    return int(steps["d_steps"]) // max(n_critic, 1)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -87,18 +114,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.trainer.get("fast"):
         check_fast(cfg, world_size(cfg.trainer))
     ckpt = cfg.get("ckpt_path")
-    if ckpt is not None:  # a missing, damaged or foreign file fails here, before anything is built
-        read_checkpoint(ckpt, "ckpt_path")
+    start = start_iteration(ckpt)  # a missing, damaged or foreign file fails here, before anything is built
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, "data", seed=cfg.seed)
     module = build_module(cfg, datamodule)
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
+    callbacks.sort(key=lambda c: not isinstance(c, Stop))  # first at each iteration end: it decides the run's last
     if cfg.get("metrics") and "_target_" in cfg.metrics:  # metrics=none leaves at most an experiment's settings
         # a failed evaluation fails the run when it computes the run's objective (metrics/callback.py)
         callbacks.append(build(cfg.metrics, "metrics", objective=cfg.get("optimized_metric")))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks.append(RunState(resolved))
-    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
+    # a continued run's loggers keep what the run folder has up to its checkpoint (csv_logger.py, loggers.py)
+    loggers = [build(node, f"logger.{name}", start=start) for name, node in (cfg.get("logger") or {}).items()]
     for logger in loggers:  # the resolved config, once: W&B's run config, TensorBoard's and CSV's hparams.yaml
         logger.log_hyperparams(resolved)
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
@@ -132,13 +160,19 @@ def main(cfg: DictConfig) -> float | None:
     metrics: dict[str, float] = {}
     try:
         check_objective(cfg)
-        metrics = train(cfg)
-        if "interrupted" in metrics:  # stopped by a signal, checkpoint written (callbacks/interrupt.py): 128 + signum
+        plan = resume.plan(cfg, run_dir, overrides, clean=record)
+        if plan.completed is not None:  # the same command again, or a relaunched sweep: nothing to do
             if record:
-                write_status(run_dir, "interrupted", f"stopped by signal {int(metrics['interrupted'])}; resume with "
-                             f"ckpt_path={Path(cfg.out_dir) / 'checkpoints' / 'last.ckpt'}", metrics, overrides)
-            sys.exit(128 + int(metrics["interrupted"]))
-        value = objective(cfg, metrics) if record else None  # val/* metrics are computed on rank zero only
+                print(f"ganlab: {run_dir} holds this run, completed (status.json): nothing to train", file=sys.stderr)
+            return objective(cfg, plan.completed["metrics"]) if record else None
+        if plan.continued and record:
+            print(f"ganlab: continuing the run in {run_dir} from {plan.ckpt}", file=sys.stderr)
+        with open_dict(cfg):
+            cfg.ckpt_path = plan.ckpt
+        metrics = train(cfg)
+        value = None
+        if "interrupted" not in metrics and "time_limit" not in metrics:
+            value = objective(cfg, metrics) if record else None  # val/* metrics are computed on rank zero only
     except Exception as e:
         # ConfigError: one clear line, no stack trace, before training started. Diverged: NaN/inf, where, the
         # fix, the last good checkpoint (divergence.py), no stack trace. Anything else is a bug or a broken
@@ -154,9 +188,32 @@ def main(cfg: DictConfig) -> float | None:
         if status == "failed":
             raise
         sys.exit(f"ganlab: {'config error' if status == 'config_error' else 'diverged'}: {e}")
+    at = f"at iteration {int(metrics.get('stopped_at', 0))} of {cfg.iterations}"
+    if "interrupted" in metrics:  # a signal: checkpoint written (callbacks/stop.py)
+        signum = int(metrics["interrupted"])
+        if record:
+            write_status(run_dir, "interrupted", f"stopped by {signal.Signals(signum).name} {at}; the same "
+                         f"command continues it", metrics, overrides)
+        _hand_on(signum)
+    if "time_limit" in metrics:  # trainer.max_time: final checkpoint, metrics and samples written
+        if record:
+            write_status(run_dir, "stopped", f"stopped by the time limit (trainer.max_time={cfg.trainer.max_time}) "
+                         f"{at}; the same command continues it", metrics, overrides)
+            print(f"ganlab: stopped by the time limit {at}; run the same command to continue", file=sys.stderr)
+        return FAILED_OBJECTIVE
     if record:
         write_status(run_dir, "completed", None, metrics, overrides)
     return value
+
+
+def _hand_on(signum: int) -> None:
+    """After a signal stopped the run (status written): the handler that was there before training gets it when
+    it is a Python one (submitit's: it requeues a SLURM job and exits); otherwise, or if it returns, the process
+    exits with 128 + the signal's number, in a multirun too (Ctrl-C, SIGTERM: stop means stop)."""
+    handler = signal.getsignal(signum)
+    if signum != signal.SIGINT and callable(handler):
+        signal.raise_signal(signum)
+    sys.exit(128 + signum)
 
 
 def _finish_wandb(exit_code: int) -> None:

@@ -1,5 +1,6 @@
-"""SIGTERM / SIGINT / SIGUSR1 to a real `python train.py`: it writes last.ckpt at an iteration end, says so, exits
-with 128 + the signal's number, and resuming from that checkpoint gives the losses of a run never interrupted."""
+"""SIGTERM / SIGINT / SIGUSR1 / SIGUSR2 to a real `python train.py`: it writes last.ckpt at an iteration end, says
+so, exits with 128 + the signal's number, and resuming from that checkpoint gives the losses of a run never
+interrupted; Lightning's own SLURM requeue handler stays off."""
 import os
 import signal
 import subprocess
@@ -10,11 +11,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from lightning.fabric.plugins.environments import SLURMEnvironment
 
-from ganlab.callbacks.interrupt import Interrupt
+from ganlab.callbacks.stop import Stop
+from ganlab.train import build_module, build_trainer
 
-from ..conftest import read_metrics
+from ganlab.config import build
+
+from ..conftest import make_cfg, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 # WGAN-GP: 5 critic steps per iteration, so a signal mostly lands mid-iteration; batch and nets small for speed
@@ -67,7 +70,7 @@ def test_sigterm_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tm
     steps = torch.load(ckpt, weights_only=True)["ganlab_steps"]
     n = steps["g_steps"]
     assert 0 < n < 400 and steps["d_steps"] == 5 * n  # at an iteration end
-    assert f"ganlab: interrupted by SIGTERM at iteration {n}; checkpoint {ckpt}; resume with ckpt_path={ckpt}" in log
+    assert f"ganlab: interrupted by SIGTERM at iteration {n}; checkpoint {ckpt}" in log
     assert max(rows(tmp_path / "stopped")) == n
 
     resumed = start(tmp_path / "resumed", f"ckpt_path={ckpt}")  # a new run folder: its own CSV, from n + 1
@@ -79,7 +82,7 @@ def test_sigterm_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tm
         assert values == a[step], f"iteration {step}: {values} != {a[step]}"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR1], ids=lambda s: s.name)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2], ids=lambda s: s.name)
 def test_sigint_and_sigusr1_checkpoint_and_exit_with_128_plus_the_signal(tmp_path, start, signum):
     rc, log = interrupt(start, tmp_path / "run", signum)
     assert rc == 128 + signum, log
@@ -93,7 +96,7 @@ def test_a_second_ctrl_c_does_not_wait_and_handlers_are_put_back():
     outside = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
-        cb = Interrupt("unused")
+        cb = Stop("unused")
         cb.on_train_start(None, None)
         signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the first Ctrl-C is recorded ...
         assert cb.signum == signal.SIGINT
@@ -106,13 +109,21 @@ def test_a_second_ctrl_c_does_not_wait_and_handlers_are_put_back():
         signal.signal(signal.SIGINT, outside)
 
 
-def test_lightning_slurm_auto_requeue_is_turned_off(monkeypatch):
-    """Under SLURM Lightning would take SIGUSR1 itself (a checkpoint from inside the handler, then a requeue)."""
+def test_lightning_slurm_requeue_handler_is_not_installed(tmp_path, monkeypatch):
+    """Under SLURM Lightning would take SIGUSR1 itself from the start of the fit (a checkpoint from inside the
+    handler, mid-step, then `scontrol requeue`): build_trainer turns its auto-requeue off."""
     for k, v in {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "1", "SLURM_PROCID": "0",
                  "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
         monkeypatch.setenv(k, v)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    env = trainer._accelerator_connector.cluster_environment
-    assert isinstance(env, SLURMEnvironment) and env.auto_requeue
-    Interrupt("unused").setup(trainer, None, "fit")
-    assert not env.auto_requeue
+    seen = {}
+
+    class Record(L.Callback):
+        def on_train_start(self, trainer, pl_module):  # Lightning's handlers are in place by now
+            seen["usr1"] = signal.getsignal(signal.SIGUSR1)
+
+    before = signal.getsignal(signal.SIGUSR1)
+    cfg = make_cfg(tmp_path, *RUN[:4], "iterations=1", "metrics=none")
+    datamodule = build(cfg.data, "data", seed=0)
+    trainer = build_trainer(cfg, callbacks=[Record()], logger=False, enable_progress_bar=False)
+    trainer.fit(build_module(cfg, datamodule), datamodule=datamodule)
+    assert seen["usr1"] == before

@@ -6,8 +6,10 @@ from itertools import chain
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import Checkpoint
 
 from ..divergence import Diverged, all_finite
+from .publish import last_iteration
 
 
 def save_good(trainer: L.Trainer, pl_module: L.LightningModule, path: Path) -> None:
@@ -19,7 +21,10 @@ def save_good(trainer: L.Trainer, pl_module: L.LightningModule, path: Path) -> N
     trainer.save_checkpoint(path, weights_only=False)  # all ranks call; rank 0 writes
 
 
-class Checkpointer(L.Callback):
+class Checkpointer(Checkpoint):
+    """Lightning runs Checkpoint callbacks after all others at each batch end, so a checkpoint at iteration N
+    comes after that iteration's metrics and samples: a run resumed from it has all of iteration N's rows."""
+
     def __init__(self, dirpath: str, every: int = 1000, keep: bool = False):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -27,7 +32,7 @@ class Checkpointer(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
-        if pl_module.at_iteration_end and (it % self.every == 0 or it >= pl_module.iterations):
+        if pl_module.at_iteration_end and (it % self.every == 0 or last_iteration(pl_module)):
             save_good(trainer, pl_module, self.dirpath / "last.ckpt")
             if self.keep:
                 trainer.save_checkpoint(self.dirpath / f"iter_{it:07d}.ckpt", weights_only=False)

@@ -10,11 +10,18 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
 
 
+def last_iteration(pl_module) -> bool:
+    """The run ends at this iteration: its `iterations` are done, or the time limit or a signal stopped it
+    (pl_module.final, set by callbacks/stop.py before the other callbacks run)."""
+    return getattr(pl_module, "final", None) is not None or pl_module.iteration >= pl_module.iterations
+
+
 def due(trainer, pl_module, every: int) -> bool:
-    """A picture is due on rank zero at the end of every `every`-th iteration and of the last one."""
+    """A picture (or an evaluation) is due on rank zero at the end of every `every`-th iteration and of the
+    run's last one, however the run ends."""
     if not trainer.is_global_zero or not pl_module.at_iteration_end:
         return False
-    return pl_module.iteration % every == 0 or pl_module.iteration >= pl_module.iterations
+    return pl_module.iteration % every == 0 or last_iteration(pl_module)
 
 
 class Publisher:

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..config import ConfigError
 from ..log import emit
+from ..callbacks.publish import due
 from ..nets import fixed_labels
 from .suite import IMAGE_METRICS, MIXTURE_METRICS, TOY_METRICS, Suite, check_options
 
@@ -45,10 +46,8 @@ class Metrics(L.Callback):
         return fixed_labels(pl_module.ema.model if pl_module.ema is not None else pl_module.generator, self.suite.n)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not pl_module.at_iteration_end:
-            return
         it = pl_module.iteration
-        if (it % self.every == 0 or it >= pl_module.iterations) and trainer.is_global_zero:
+        if due(trainer, pl_module, self.every):
             try:
                 values = self.suite(pl_module.sample(self.suite.n), self.requested(pl_module))
             except Exception as e:  # a side channel: the run matters more than one evaluation of it ...
