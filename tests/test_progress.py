@@ -81,7 +81,7 @@ def test_rate_and_eta_count_only_this_process_and_every_second_between_lines():
     bar.clock = lambda: now[0]
     out = io.StringIO()
     module = SimpleNamespace(iteration=1000, iterations=2500, at_iteration_end=True)
-    trainer = SimpleNamespace(is_global_zero=True, progress_bar_metrics={})
+    trainer = SimpleNamespace(is_global_zero=True, progress_bar_metrics={}, should_stop=False)
     bar.setup(trainer, module, "fit")
     bar.on_train_start(trainer, module)
     bar._out = out

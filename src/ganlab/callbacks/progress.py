@@ -63,6 +63,7 @@ class IterationProgress(ProgressBar):
         self._start_it = 0  # the iteration this process started at (a resumed run's checkpoint's)
         self._t0 = self._last = 0.0
         self._done = False
+        self._shown: dict[str, float] = {}  # the losses on the bar
 
     # ---- ProgressBar's interface ------------------------------------------------------------------------
     def enable(self) -> None:
@@ -85,7 +86,7 @@ class IterationProgress(ProgressBar):
         self._start_it = pl_module.iteration
         self._t0 = self._last = self.clock()
         self._done = False
-        self._shown: dict[str, float] = {}
+        self._shown = {}
         width = terminal_width(self._out)
         if self.bar if self.bar is not None else width > 0:
             # smoothing=0: the rate is the mean since the start (see the module's docstring); with `initial` tqdm
@@ -104,7 +105,7 @@ class IterationProgress(ProgressBar):
                 self._shown = losses
                 self._tqdm.set_postfix(losses, refresh=False)
             self._tqdm.update(it - self._tqdm.n)  # tqdm redraws at most every 0.1 s
-        elif it < pl_module.iterations and self.clock() - self._last >= self.every:  # the last: on_train_end
+        elif not trainer.should_stop and self.clock() - self._last >= self.every:  # the last one: on_train_end
             self._line(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
