@@ -94,6 +94,7 @@ class GANModule(L.LightningModule):
         self.g_steps = 0  # generator steps taken
         self.nonfinite = NonFiniteSteps(on_nonfinite, max_skips)  # stop/skip a non-finite step, and its counters
         self.backoff = LossScaleBackoff()  # fp16: a non-finite loss as a loss-scale overflow, and their count
+        self.final: str | None = None  # this iteration ends the run: completed | time_limit | signal (callbacks/stop.py)
         self._fast = None  # the FastStep (fast.py) running the steps, from the start of training, if trainer.fast
         self._logs: dict[str, list[Tensor]] = defaultdict(list)  # detached values since the last logged row
 
@@ -110,6 +111,9 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
         checkpoint["ganlab_skips"] = {**self.nonfinite.state_dict(), **self.backoff.state_dict()}
+        # the values since the last logged row (a stop at any iteration): a continued run's next row is the mean
+        # of the same steps as an uninterrupted run's (trainer.fast keeps its sums on the device: not saved)
+        checkpoint["ganlab_row"] = {k: torch.stack(v).detach().cpu() for k, v in self._logs.items() if v}  # (n,)
         if self._fast is not None and self._fast.capturable:
             from .fast import portable
 
@@ -121,6 +125,9 @@ class GANModule(L.LightningModule):
         skips = checkpoint.get("ganlab_skips", {})  # older checkpoints: none, or no "overflows"; counted from 0
         self.nonfinite.load_state_dict(skips)
         self.backoff.load_state_dict(skips)
+        self._logs.clear()
+        for k, v in checkpoint.get("ganlab_row", {}).items():
+            self._logs[k] = list(v.to(self.device).unbind())
 
     # the policies' counters, as the loop and its tests read them
     @property
