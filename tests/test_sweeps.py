@@ -64,16 +64,16 @@ def test_a_failed_job_does_not_stop_a_submitit_sweep_and_is_reported(tmp_path):
 
 
 def test_optuna_sweep_returns_the_metric_and_a_failed_trial_is_a_failed_trial(tmp_path, no_credentials):
-    # trial 0 fails after its W&B run started (trainer.devices=0 is refused when the Trainer is built), trial 1
+    # trial 0 fails after its W&B run started (trainer.num_nodes=0 is refused when the Trainer is built), trial 1
     # trains: the study goes on and its best is trial 1; each trial has its own W&B run, finished
     r = train_py("-m", "hparams_search=toy_w1", "hydra.sweeper.n_trials=2", *TINY, "metrics.every=2",
-                 "metrics.toy_n=200", "model.n_critic=1", "trainer.devices=${hydra:job.num}", "logger=wandb",
+                 "metrics.toy_n=200", "model.n_critic=1", "trainer.num_nodes=${hydra:job.num}", "logger=wandb",
                  f"hydra.sweep.dir={tmp_path}", wandb="offline")
     assert r.returncode == 1, r.stderr
     # the plugin logs (Hydra's log, on stdout) that it told optuna trial 0 failed
     assert "Failed experiment: Return value must be float-castable. Got 'None'" in r.stdout, r.stdout
     refused, trained = status(tmp_path / "0"), status(tmp_path / "1")
-    assert refused["status"] == "config_error" and refused["error"].startswith("trainer: ") and "devices=0" in \
+    assert refused["status"] == "config_error" and refused["error"].startswith("trainer.num_nodes: ") and "got 0" in \
         refused["error"]
     assert trained["status"] == "completed" and trained["metrics"]["val/w1"] > 0
     best = OmegaConf.load(tmp_path / "optimization_results.yaml")

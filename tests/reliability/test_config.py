@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from ganlab.config import ConfigError
+from ganlab.config import ConfigError, check_config
 from ganlab.train import train
 
 from ..conftest import make_cfg
+from ..test_presets import EXPERIMENTS, PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY = ["data=grid25", "net.g.hidden=16", "net.d.hidden=16", "iterations=2"]
@@ -17,8 +18,8 @@ BAD = [
     (["model.n_critic=0"], r"model\.n_critic must be >= 1.*e\.g\. model\.n_critic=5"),
     (["model.n_critic=five"], r"model\.n_critic must be a number, got 'five'"),
     (["optim.g.lr=0"], r"optim\.g\.lr must be > 0.*optim\.g\.lr=2e-4"),
-    (["optim.g.betas=[0.5,1.5]"], r"optim\.g: Invalid beta parameter at index 1"),
-    (["model.lr_decay=cosine"], r"model: lr_decay must be 'none' or 'linear'"),
+    (["optim.g.betas=[0.5,1.5]"], r"optim\.g\.betas: Invalid beta parameter at index 1"),
+    (["model.lr_decay=cosine"], r"model\.lr_decay must be 'none' or 'linear'"),
     (["optim.d.lr=-1e-4"], r"optim\.d\.lr must be > 0"),
     (["model=wgan", "regularizer.clip.c=0"], r"regularizer\.clip\.c must be > 0.*regularizer\.clip\.c=0\.01"),
     (["model=wgan_gp", "regularizer.gp.weight=-1"], r"regularizer\.gp\.weight must be >= 0"),
@@ -28,7 +29,7 @@ BAD = [
     (["+model.foo=1"], r"unknown key model\.foo"),
     (["+net.d.widht=3"], r"unknown key net\.d\.widht"),
     (["model=wgan_gp", "net.d.norm=batch"], r"regularizer\.gp .*BatchNorm.*net\.d\.norm=layer"),
-    (["net.d.norm=weird"], r"net\.d: norm must be one of"),
+    (["net.d.norm=weird"], r"net\.d\.norm must be one of"),
     (["data.sigma=0", "data=gauss1d"], r"data\.sigma must be > 0, got 0.*positive value"),
     (["data=grid25", "data.std=-0.05"], r"data\.std must be > 0, got -0\.05"),
     (["data=ring8", "data.radius=0"], r"data\.radius must be > 0"),
@@ -42,17 +43,79 @@ BAD = [
     (["seed=-1"], r"seed must be >= 0, got -1"),
     (["seed=1.5"], r"seed must be a whole number, got 1\.5"),
     (["net.g.z_dim=0"], r"net\.g\.z_dim must be >= 1, got 0: the latent size"),
-    (["regularizer=[noise]", "regularizer.noise.sigma=-1"], r"regularizer\.noise: sigma must be >= 0"),
+    (["regularizer=[noise]", "regularizer.noise.sigma=-1"], r"regularizer\.noise\.sigma must be >= 0"),
     (["regularizer=[r1]", "regularizer.r1.weight=-2"], r"regularizer\.r1\.weight must be >= 0"),
-    (["metrics=default", "metrics.features=vgg"], r"metrics: metrics\.features must be one of auto, inception, "
+    (["metrics=default", "metrics.features=vgg"], r"^metrics\.features must be one of auto, inception, "
                                                    r"classifier, got 'vgg'"),
-    (["metrics=default", "metrics.every=0"], r"metrics: metrics\.every must be >= 1"),
-    (["metrics=default", "metrics.n=1"], r"metrics: metrics\.n and metrics\.toy_n must be >= 2"),
-    (["callbacks.checkpoint.every=0"], r"callbacks\.checkpoint: every must be >= 1"),
+    (["metrics=default", "metrics.every=0"], r"^metrics\.every must be >= 1"),
+    (["metrics=default", "metrics.n=1"], r"^metrics\.n and metrics\.toy_n must be >= 2"),
+    (["callbacks.checkpoint.every=0"], r"callbacks\.checkpoint\.every must be >= 1"),
     (["optim.g._target_=torch.optim.Adamm"], r"optim\.g: .*Adamm"),
     (["data=folder"], r"data\.path has no value: set it on the command line \(data\.path=\.\.\.\)"),
     (["data=folder", "data.path=/nonexistent/pics"], r"no folder /nonexistent/pics: set data\.path=DIR"),
+    # every numeric and enum key of conf/, the way a new user gets them wrong: the message leads with the full key.
+    # Types come from the constructors' annotations (config.check_types), before anything is built ...
+    (["model.max_skips=2.5"], r"^model\.max_skips must be a whole number, got 2\.5: e\.g\. model\.max_skips=100"),
+    (["model.feature_matching=maybe"], r"^model\.feature_matching must be true or false, got 'maybe'"),
+    (["net.d.spectral_norm=maybe"], r"^net\.d\.spectral_norm must be true or false, got 'maybe'"),
+    (["net.g.z_dim=null"], r"^net\.g\.z_dim must be a number, got None"),
+    (["loss=lsgan", "loss.a=abc"], r"^loss\.a must be a number, got 'abc'"),
+    (["data=grid25", "data.side=2.5"], r"^data\.side must be a whole number, got 2\.5"),
+    (["data=gauss1d", "data.mu=abc"], r"^data\.mu must be a number, got 'abc'"),
+    (["data=fashion_mnist", "data.download=maybe"], r"^data\.download must be true or false"),
+    (["trainer.precision=17"], r"^trainer\.precision must be one of .*bf16-mixed.*, got 17"),
+    (["trainer.sync_batchnorm=maybe"], r"^trainer\.sync_batchnorm must be true or false"),
+    (["trainer.fast=maybe"], r"^trainer\.fast must be true or false, got 'maybe'"),
+    (["callbacks.samples.every=2.5"], r"^callbacks\.samples\.every must be a whole number, got 2\.5"),
+    (["callbacks.checkpoint.keep=maybe"], r"^callbacks\.checkpoint\.keep must be true or false"),
+    (["metrics=default", "metrics.k=abc"], r"^metrics\.k must be a number, got 'abc'"),
+    (["metrics=default", "metrics.min_count=1.5"], r"^metrics\.min_count must be a whole number, got 1\.5"),
+    (["optim.g.betas=abc"], r"^optim\.g\.betas must be a list of 2 numbers, got 'abc'"),
+    (["regularizer=[noise]", "regularizer.noise.anneal_steps=2.5"], r"^regularizer\.noise\.anneal_steps must be a whole"),
+    (["regularizer=[gp]", "regularizer.gp.one_sided=maybe"], r"^regularizer\.gp\.one_sided must be true or false"),
+    (["model=ebgan", "model.lambda_pt=abc"], r"^model\.lambda_pt must be a number, got 'abc': e\.g\. model\.lambda_pt=0\.1"),
+    (["model=infogan", "model.categorical=2.5"], r"^model\.categorical must be a whole number, got 2\.5"),
+    (["model=cyclegan", "data=sneaker2boot", "model.gan_weight=abc"], r"^model\.gan_weight must be a number"),
+    # ... ranges (config.RANGES) ...
+    (["net.g.hidden=0"], r"^net\.g\.hidden must be >= 1, got 0: a layer width"),
+    (["net.d.depth=-1"], r"^net\.d\.depth must be >= 0, got -1: hidden layers"),
+    (["data=ring8", "data.n=0"], r"^data\.n must be >= 1, got 0: modes on the ring"),
+    (["data=swissroll", "data.noise=-1"], r"^data\.noise must be >= 0, got -1"),
+    (["data=fashion_mnist", "data.size=0"], r"^data\.size must be >= 1, got 0"),
+    (["trainer.log_every_n_steps=0"], r"^trainer\.log_every_n_steps must be >= 1, got 0: iterations between logged rows"),
+    (["callbacks.samples.n=0"], r"^callbacks\.samples\.n must be >= 1, got 0"),
+    (["callbacks.diverged.n=0"], r"^callbacks\.diverged\.n must be >= 1, got 0"),
+    (["metrics=default", "metrics.kid_subset=0"], r"^metrics\.kid_subset must be >= 2, got 0"),
+    (["metrics=default", "metrics.min_count=0"], r"^metrics\.min_count must be >= 1, got 0"),
+    (["optim=rmsprop", "+optim.g.alpha=1.5"], r"^optim\.g\.alpha must be in \[0, 1\), got 1\.5: RMSProp's smoothing"),
+    # ... and the constructors' own checks, led by the full key of the value they refuse
+    (["+optim.g.eps=-1"], r"^optim\.g\.eps: Invalid epsilon value: -1"),
+    (["net.d.minibatch=foo"], r"^net\.d\.minibatch must be one of \('none', 'std', 'discrimination'\), got 'foo'"),
+    (["net=autoencoder", "net.d.distance=l3"], r"^net\.d\.distance must be one of \('l1', 'l2'\)"),
+    (["model.on_nonfinite=ignore"], r"^model\.on_nonfinite must be 'stop' or 'skip'"),
+    (["trainer.devices=0"], r"^trainer\.devices must be a whole number >= 1 \(devices per node\), -1 \(all\) or auto, got 0"),
+    (["trainer.accelerator=foo"], r"^trainer\.accelerator must be one of auto, gpu, cpu, cuda, mps, tpu, got 'foo'"),
+    (["model=began", "model.gamma=0"], r"^model\.gamma must be in \(0, 1\]"),
+    (["model=infogan", "model.lambda_cont=-1"], r"^model\.lambda_cat and model\.lambda_cont must be >= 0"),
+    (["data=sneaker2boot", "data.held_out=foo"], r"^data\.held_out must be 'train' or 't10k'"),
 ]
+
+# Values a check could refuse by being too strict: every preset and experiment (tests/test_presets.py trains them),
+# and values of the right kind given another way than the defaults.
+GOOD = [
+    ["model.ema_decay=null"], ["trainer.precision=16"], ["trainer.precision=bf16-mixed"], ["trainer.devices=auto"],
+    ["optim.g.betas=[0,0.9]"], ["optim.g.lr=1"], ["data=grid25", "net.g.depth=0"], ["net.g.z_dim=2.0"], ["data.batch_size=2", "model.pack=2"],
+    ["regularizer=[noise]", "regularizer.noise.anneal_steps=0"], ["regularizer=[gp]", "regularizer.gp.weight=0"],
+    ["model=ebgan", "model.lambda_pt=0"], ["model=infogan", "model.categorical=0"], ["optim=rmsprop", "+optim.g.alpha=0"],
+    ["data=fashion_mnist", "data.labelled=null"], ["data=fashion_mnist", "data.labelled=5"],
+    ["metrics=default", "metrics.k=2"], ["trainer=fast"], ["model.on_nonfinite=skip"],
+    *[[f"model={p}"] for p in PRESETS], *[[f"experiment={e}"] for e in EXPERIMENTS],
+]
+
+
+@pytest.mark.parametrize("overrides", GOOD, ids=[" ".join(o) for o in GOOD])
+def test_good_values_pass_the_checks(tmp_path, overrides):
+    check_config(make_cfg(tmp_path, *overrides))
 
 
 @pytest.mark.parametrize("overrides, message", BAD, ids=[" ".join(o) for o, _ in BAD])
@@ -93,11 +156,15 @@ def run_cli(*args):
     (["model.foo=1"], "Could not override 'model.foo'"),  # unknown key: Hydra names it and the + syntax
     (["data=grid25", "model.n_critic=0"], "ganlab: config error: model.n_critic must be >= 1"),
     (["data.root=/nonexistent"], "ganlab: config error: data: missing data file /nonexistent/train-images"),
+    (["data=grid25", "seed=abc"], "ganlab: config error: seed must be a number, got 'abc'"),  # was a traceback
+    (["data=grid25", "net.d.norm=foo", "optimized_metric=train/gp"],  # one error: the first, the objective's
+     "ganlab: config error: optimized_metric=train/gp: a run of this config never logs it"),
 ])
 def test_cli_prints_one_clear_error_without_a_traceback(args, message):
     r = run_cli(*args)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    assert r.stderr.count("ganlab: config error:") == message.startswith("ganlab: config error:")  # one line
     if "model=foo" in args:
         assert "wgan_gp" in r.stderr  # the available options are listed

@@ -105,8 +105,8 @@ def test_skip_still_stops_after_max_skips_in_a_row(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.on_nonfinite=ignore", r"model: on_nonfinite must be 'stop' or 'skip', got 'ignore'"),
-    ("model.max_skips=0", r"model: max_skips must be >= 1, got 0"),
+    ("model.on_nonfinite=ignore", r"model\.on_nonfinite must be 'stop' or 'skip', got 'ignore'"),
+    ("model.max_skips=0", r"model\.max_skips must be >= 1, got 0"),
 ])
 def test_bad_options_fail_before_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):

@@ -142,7 +142,7 @@ def test_bad_images_fail_by_option_naming_the_file(tmp_path, mixed_root):
     with pytest.raises(ConfigError, match=rf"data: of the 16 image files under {mixed_root}, 4 cannot be decoded "
                                           rf"\({mixed_root / 'cut.jpg'}: .*data\.bad_images=skip"):
         train(make_cfg(tmp_path, *FOLDER, f"data.path={mixed_root}", "data.bad_images=fail"))
-    with pytest.raises(ConfigError, match=r"data: bad_images must be skip or fail, got 'ignore'"):
+    with pytest.raises(ConfigError, match=r"data\.bad_images must be skip or fail, got 'ignore'"):
         train(make_cfg(tmp_path, *FOLDER, f"data.path={mixed_root}", "data.bad_images=ignore"))
 
 

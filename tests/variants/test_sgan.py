@@ -66,9 +66,9 @@ def test_bad_labelled_counts_are_refused_naming_the_key(idx_root, labelled, mess
 
 
 def test_bad_labelled_counts_fail_before_training_as_config_errors(tmp_path, idx_root, cifar_root):
-    with pytest.raises(ConfigError, match="data: data.labelled=99 labelled images per class is more than"):
+    with pytest.raises(ConfigError, match="^data.labelled=99 labelled images per class is more than"):
         train(small(tmp_path, idx_root, "data.labelled=99"))
-    with pytest.raises(ConfigError, match="data: data.labelled=50 labelled images per class is more than class"):
+    with pytest.raises(ConfigError, match="^data.labelled=50 labelled images per class is more than class"):
         train(make_cfg(tmp_path, "model=sgan", "data=cifar10", f"data.root={cifar_root}", "data.labelled=50"))
     with pytest.raises(ConfigError, match="needs the label of every image, but data.labelled=2 keeps only some"):
         train(make_cfg(tmp_path, "model=acgan", f"data.root={idx_root}", "data.labelled=2"))

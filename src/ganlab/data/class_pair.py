@@ -40,7 +40,9 @@ class ClassPair(DeviceDataModule):
         classes = IdxImages.num_classes
         if not (0 <= a < classes and 0 <= b < classes) or a == b:
             raise ValueError(f"data.a and data.b must be two different classes in [0, {classes}), got {a} and {b}")
-        # IdxImages checks the split names and that the files exist (or download=true fetches them)
+        if held_out not in ("train", "t10k"):
+            raise ValueError(f"held_out must be 'train' or 't10k' (the images of grids and metrics), got {held_out!r}")
+        # IdxImages checks the split name and that the files exist (or download=true fetches them)
         self.sets = {s: IdxImages(root, batch_size, size, s, hint, source, download, seed) for s in {split, held_out}}
         self.root, self.size, self.split, self.held_out_split = Path(root).expanduser(), int(size), split, held_out
         self.shape = (1, self.size, self.size)

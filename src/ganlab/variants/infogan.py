@@ -39,7 +39,7 @@ class InfoGAN(GANModule):
         if categorical == 0 and continuous == 0:
             raise ValueError("InfoGAN needs a code: set model.categorical >= 2 or model.continuous >= 1")
         if lambda_cat < 0 or lambda_cont < 0:
-            raise ValueError(f"lambda_cat and lambda_cont must be >= 0, got {lambda_cat}, {lambda_cont}")
+            raise ValueError(f"model.lambda_cat and model.lambda_cont must be >= 0, got {lambda_cat}, {lambda_cont}")
         q = mlp_head(discriminator.features_dim, categorical + continuous)  # (B, F) -> (B, K + J)
         super().__init__(generator, Heads(discriminator, q=q), *args, **kwargs)
         self.categorical, self.continuous = int(categorical), int(continuous)
