@@ -3,8 +3,10 @@ cost a warning, never the run."""
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from io import BytesIO
 from pathlib import Path
@@ -164,3 +166,57 @@ def test_critic_is_evaluated_in_eval_mode_without_gradients(tmp_path, pack):
     with torch.no_grad():  # a packing critic sees m copies of each point side by side
         expected = d(points.repeat_interleave(pack, 0).reshape(5, 2 * pack))["logits"]  # (M,)
     assert torch.allclose(values, expected)
+
+@pytest.mark.slow
+def test_a_continued_run_keeps_one_wandb_run_and_one_tensorboard_history(tmp_path, no_credentials):
+    """Three launches of the same command: killed inside its 3rd checkpoint write (iteration 30: its rows to 30
+    logged and flushed, last.ckpt still at 20), stopped by SIGTERM, then to the end. W&B (offline) gets one
+    segment per launch, all of one run id; the steps of each go on after the last one's (no restart at 0, no
+    step twice), with metrics.csv's values. TensorBoard appends to one folder and hides what the killed launch
+    logged after its checkpoint: each logged step once, with metrics.csv's values."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, crash = tmp_path / "run", Path(__file__).parent / "reliability" / "crash_train.py"
+    cmd = [sys.executable, str(crash), *TOY[:2], "iterations=400", "data.batch_size=32", "net.g.hidden=16",
+           "net.d.hidden=16", "logger=[wandb,tensorboard]", "trainer.log_every_n_steps=5", "metrics=none",
+           "callbacks.checkpoint.every=10", "callbacks.samples.every=100", "trainer.enable_progress_bar=false",
+           f"hydra.run.dir={out}"]
+    # fresh processes, as a requeued job is: not the W&B service that this pytest process may have started
+    env = {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, "OMP_NUM_THREADS": "1"}
+    log = open(tmp_path / "log", "a")
+    killed = subprocess.run(cmd, env={**env, "GANLAB_TEST_KILL_IN_SAVE": "3"}, stdout=log, stderr=log, timeout=300)
+    assert killed.returncode == -9
+    stopped = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 120
+    while int(float((out / "csv" / "metrics.csv").read_text().splitlines()[-1].split(",")[0])) < 60:
+        assert stopped.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()[-3000:]
+        time.sleep(0.05)
+    stopped.send_signal(signal.SIGTERM)
+    assert stopped.wait(timeout=120) == 128 + signal.SIGTERM
+    assert subprocess.run(cmd, env=env, stdout=log, stderr=log, timeout=300).returncode == 0, \
+        (tmp_path / "log").read_text()[-3000:]
+
+    csv = {int(r["step"]): r["train/d_loss"] for r in read_metrics(out) if "train/d_loss" in r}
+    assert sorted(csv) == list(range(5, 401, 5))
+    segments = sorted((out / "wandb").glob("offline-run-*"))  # in start order (the name holds the time)
+    assert len(segments) == 3 and len({p.name.rsplit("-", 1)[1] for p in segments}) == 1  # one run id
+    last = 20  # the killed launch's last.ckpt
+    for segment in segments[1:]:  # the killed launch's W&B process may not have written anything
+        steps = []
+        for r in wandb_records(segment):
+            if r["type"] == "history":
+                row = r["history"]["item"]
+                steps.append(row["_step"])
+                assert row["trainer/global_step"] == row["_step"]
+                if "train/d_loss" in row:
+                    assert row["train/d_loss"] == pytest.approx(csv[row["_step"]], rel=1e-6)
+        assert steps and steps == sorted(steps) and steps[0] > last and steps[0] <= last + 10, (last, steps)
+        last = steps[-1]
+    assert last == 400
+
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("train/d_loss")]
+    assert [s for s, _ in logged] == sorted(csv)
+    for s, v in logged:
+        assert v == pytest.approx(csv[s], rel=1e-6)

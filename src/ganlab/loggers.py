@@ -113,49 +113,41 @@ def has_wandb_credentials() -> bool:
 
 
 class RunWandb(WandbLogger):
-    """One W&B run per training run, however often the run is continued: its id is kept in
-    <save_dir>/wandb/run_id and a continued run resumes it (resume="allow"; offline, each process writes an
-    offline-run-*-<id> folder, and `wandb sync` uploads them in order into the one run). W&B's step is the
-    generator iteration (logged with each row as `trainer/global_step` too), so it goes on where the run goes on.
-    A process killed after its last checkpoint has logged some iterations that the continued run computes
-    again (the same values, resume being exact): those up to the last one already sent (<save_dir>/wandb/
-    last_step) are not sent twice, so the history stays strictly increasing, with no duplicates."""
+    """One W&B run per training run, however often it is continued: the id is kept in <save_dir>/wandb/run_id
+    and a continued run resumes it (resume="allow"; offline, each process writes an offline-run-*-<id> folder,
+    and `wandb sync` uploads them in order into the one run). W&B's step is the generator iteration (also logged
+    as `trainer/global_step`), so the step axis goes on where the run goes on. A continued run logs again the
+    iterations after its checkpoint; W&B keeps the first value of a step it already has (the same value: resume
+    is exact) and drops the repeat with a warning. A process killed with SIGKILL loses what W&B's own process
+    had not written yet; metrics.csv and TensorBoard (flushed at every checkpoint) keep it."""
 
     def __init__(self, save_dir: str, **kwargs):
-        folder = Path(save_dir) / "wandb"
-        folder.mkdir(parents=True, exist_ok=True)
-        self._id_file, self._step_file = folder / "run_id", folder / "last_step"
-        run_id = self._id_file.read_text().strip() if self._id_file.is_file() else None
+        if kwargs.get("mode") == "disabled":  # nothing is written (CI)
+            super().__init__(save_dir=save_dir, **kwargs)
+            return
+        id_file = Path(save_dir) / "wandb" / "run_id"
+        run_id = id_file.read_text().strip() if id_file.is_file() else ""
         if not run_id:
             run_id = secrets.token_hex(4)  # W&B ids: [a-z0-9], at most 64 characters
-            write_atomically(self._id_file, lambda tmp: tmp.write_text(run_id + "\n"))
-        self.recorded = int(self._step_file.read_text()) if self._step_file.is_file() else 0
-        self.skip_through = self.recorded  # steps the processes before this one sent
+            write_atomically(id_file, lambda tmp: tmp.write_text(run_id + "\n"))
         super().__init__(save_dir=save_dir, id=run_id, resume="allow", **kwargs)
-
-    def _send(self, row: dict, step: int) -> None:
-        if step <= self.skip_through:
-            return
-        self.experiment.log({**row, "trainer/global_step": step}, step=step)
-        if step > self.recorded:
-            self.recorded = step
-            write_atomically(self._step_file, lambda tmp: tmp.write_text(f"{step}\n"))
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._send(dict(metrics), int(step))
+        self.experiment.log({**metrics, "trainer/global_step": step}, step=int(step))
 
     def log_image(self, key: str, images: list, step: int | None = None, **kwargs) -> None:
         import wandb
 
-        self._send({key: [wandb.Image(image) for image in images]}, int(step))
+        self.experiment.log({key: [wandb.Image(image) for image in images], "trainer/global_step": step},
+                            step=int(step))
 
 
 def wandb_logger(project: str, save_dir: str, name: str | None = None, group: str | None = None,
                  tags: Sequence[str] = (), start: int = 0) -> Guarded:
     """W&B, started now (so a failure shows before training). Mode: WANDB_MODE when set (CI: disabled), else
-    online with credentials and offline without (then `wandb sync <save_dir>/wandb/offline-run-*`). `start`
-    (the iteration a continued run goes on after) is not needed: the run's own files say what was sent."""
+    online with credentials and offline without (then `wandb sync <save_dir>/wandb/offline-run-*`). `start`, the
+    iteration a continued run goes on after, is W&B's own business (RunWandb)."""
     # Passed explicitly: wandb reads WANDB_MODE once per process, so a later change (multirun) would go unseen.
     mode = os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
 

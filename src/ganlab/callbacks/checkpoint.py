@@ -14,10 +14,13 @@ from .publish import last_iteration
 
 def save_good(trainer: L.Trainer, pl_module: L.LightningModule, path: Path) -> None:
     """Write a checkpoint unless a parameter or buffer (the EMA copy's included) is NaN/inf: then raise Diverged,
-    leaving the file at `path` as it was. One host sync per checkpoint."""
+    leaving the file at `path` as it was. One host sync per checkpoint. The loggers are flushed first."""
     if not all_finite(chain(pl_module.parameters(), pl_module.buffers())):
         raise Diverged(f"the weights are non-finite (NaN/inf); {path} was not overwritten", pl_module.iteration,
                        pl_module.d_steps)
+    if trainer.is_global_zero:  # what the loggers hold up to here is on disk before the checkpoint says it is
+        for logger in trainer.loggers:  # (TensorBoard buffers its events; a continued run purges past this one)
+            logger.save()
     trainer.save_checkpoint(path, weights_only=False)  # all ranks call; rank 0 writes
 
 
