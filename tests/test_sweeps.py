@@ -201,8 +201,9 @@ def test_slurm_launcher_asks_one_task_per_device_on_every_node(tmp_path, monkeyp
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in launcher.params.items()
                                   if k not in ("submitit_folder", "max_num_timeout")})
     sbatch = executor._executor._make_submission_file_text("python -u -m submitit.core._submit", "x")
+    assert launcher.params["max_num_timeout"] == 10  # submitit requeues a job at its time limit (then resumed)
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --partition=gpu", "#SBATCH --time=240"):
+                 "#SBATCH --partition=gpu", "#SBATCH --time=240", "#SBATCH --signal=USR2@120"):
         assert line in sbatch.splitlines(), sbatch
     # in such a job, SLURM task 6 (node 1, local task 2): Lightning takes its rank and the world from SLURM
     for var, value in {"SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4", "SLURM_JOB_NAME": "train",
