@@ -21,11 +21,11 @@ from ..conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH = Path(__file__).with_name("crash_train.py")
-# WGAN-GP, 5 critic steps per iteration: most moments are mid-iteration. Metrics and grids every 100 iterations,
+# WGAN-GP, 5 critic steps per iteration: most moments are mid-iteration. Metrics and grids every 50 iterations,
 # a checkpoint every 20, a row every 5: kills land between checkpoints, rows and evaluations alike.
-RUN = ["data=ring8", "model=wgan_gp", "data.batch_size=32", "net.g.hidden=16", "net.d.hidden=16", "iterations=300",
-       "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false", "metrics.every=100", "metrics.toy_n=500",
-       "callbacks.checkpoint.every=20", "callbacks.samples.every=100"]
+RUN = ["data=ring8", "model=wgan_gp", "data.batch_size=32", "net.g.hidden=16", "net.d.hidden=16", "iterations=200",
+       "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false", "metrics.every=50", "metrics.toy_n=500",
+       "callbacks.checkpoint.every=20", "callbacks.samples.every=50"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 
 
@@ -106,7 +106,7 @@ def test_sigkill_at_random_moments_and_inside_a_checkpoint_write(tmp_path, full)
     assert list((out / "checkpoints").glob(".last.ckpt.*.tmp")), "the kill did not land inside the write"
     check_after_kill(out)
     kills = 1
-    for _ in range(3):  # then at random moments, each after the run made some progress
+    for _ in range(2):  # then at random moments, each after the run made some progress
         before = last_step(out)
         proc = launch(out)
         if not wait_for_progress(proc, out, before):
@@ -118,7 +118,7 @@ def test_sigkill_at_random_moments_and_inside_a_checkpoint_write(tmp_path, full)
         kills += 1
     proc = launch(out)
     assert proc.wait(timeout=600) == 0, Path(f"{out}.log").read_text()[-3000:]
-    assert kills >= 3
+    assert kills >= 2
     assert '"completed"' in (out / "status.json").read_text()
     no_temporary_files(out)
     assert_same_run(full, out)
@@ -127,22 +127,19 @@ def test_sigkill_at_random_moments_and_inside_a_checkpoint_write(tmp_path, full)
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR2], ids=lambda s: s.name)
 def test_signals_stop_with_final_metrics_and_the_same_command_continues(tmp_path, full, signum):
-    out, stops = tmp_path / "signalled", set()
-    for _ in range(2):
-        before = last_step(out)
-        proc = launch(out)
-        assert wait_for_progress(proc, out, before)
-        proc.send_signal(signum)
-        assert proc.wait(timeout=300) == 128 + signum, Path(f"{out}.log").read_text()[-3000:]
-        status = (out / "status.json").read_text()
-        assert '"interrupted"' in status and f"stopped by {signum.name} at iteration " in status
-        n = int(status.split(f"stopped by {signum.name} at iteration ")[1].split()[0])
-        assert "of 300" in status
-        check_after_kill(out)
-        assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["ganlab_steps"]["g_steps"] == n
-        assert (out / "samples" / f"iter_{n:07d}.png").is_file()  # the final grid at the stop
-        assert "val/w1" in rows(out)[n]  # the final metrics at the stop
-        stops.add(n)
+    out = tmp_path / "signalled"
+    proc = launch(out)
+    assert wait_for_progress(proc, out, 0)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=300) == 128 + signum, Path(f"{out}.log").read_text()[-3000:]
+    status = (out / "status.json").read_text()
+    assert '"interrupted"' in status and f"stopped by {signum.name} at iteration " in status and "of 200" in status
+    n = int(status.split(f"stopped by {signum.name} at iteration ")[1].split()[0])
+    check_after_kill(out)
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["ganlab_steps"]["g_steps"] == n
+    assert (out / "samples" / f"iter_{n:07d}.png").is_file()  # the final grid at the stop
+    assert "val/w1" in rows(out)[n]  # the final metrics at the stop
+    stops = {n}
     assert launch(out).wait(timeout=600) == 0, Path(f"{out}.log").read_text()[-3000:]
     no_temporary_files(out)
     assert_same_run(full, out, stops)
