@@ -3,8 +3,8 @@
 Every rank draws the randomness of the whole global batch (world x B rows: latents, class codes, interpolation
 weights, instance noise) from the same random stream and keeps its own block of B rows. So the ranks train on
 different fakes, as one process drawing world x B and splitting them would; every rank consumes its stream in step
-with rank 0, whose RNG state the checkpoint saves, so a resumed run goes on with the same draws on every rank; and a
-run on N devices with batch B computes what one device computes with batch N x B (tests/test_ddp.py). The data
+with rank 0 (the checkpoint still saves every rank's RNG state, callbacks/run_state.py, so a rank that draws
+something of its own also resumes exactly); and a run on N devices with batch B computes what one device computes with batch N x B (tests/test_ddp.py). The data
 modules lay their batches out the same way (data/base.py: batch k of rank r is block r of global batch k).
 """
 from __future__ import annotations
