@@ -143,3 +143,27 @@ def test_signals_stop_with_final_metrics_and_the_same_command_continues(tmp_path
     assert launch(out).wait(timeout=600) == 0, Path(f"{out}.log").read_text()[-3000:]
     no_temporary_files(out)
     assert_same_run(full, out, stops)
+
+
+@pytest.mark.slow
+def test_the_time_limit_stops_with_final_metrics_and_the_same_command_continues(tmp_path, full):
+    """trainer.max_time: each launch trains 2 s, stops at an iteration end with its final checkpoint, metrics and
+    grid (status `stopped`, exit status 0), and the same command goes on until the run completes."""
+    out, stops = tmp_path / "timed", set()
+    for _ in range(12):
+        proc = subprocess.Popen([sys.executable, str(CRASH), *RUN, "trainer.max_time=00:00:00:02",
+                                 f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, stdout=open(f"{out}.log", "a"),
+                                stderr=subprocess.STDOUT)
+        assert proc.wait(timeout=300) == 0, Path(f"{out}.log").read_text()[-3000:]
+        status = (out / "status.json").read_text()
+        if '"completed"' in status:
+            break
+        assert '"stopped"' in status and "stopped by the time limit (trainer.max_time=00:00:00:02) at iteration" \
+            in status and "of 200" in status, status
+        n = int(status.split(" at iteration ")[1].split()[0])
+        assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["ganlab_steps"]["g_steps"] == n
+        assert (out / "samples" / f"iter_{n:07d}.png").is_file() and "val/w1" in rows(out)[n]
+        stops.add(n)
+    assert stops and '"completed"' in (out / "status.json").read_text()
+    no_temporary_files(out)
+    assert_same_run(full, out, stops)

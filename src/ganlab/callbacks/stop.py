@@ -95,11 +95,9 @@ class Stop(L.Callback):
             if not reason and self.max_time is not None and time.monotonic() - self.start >= self.max_time:
                 reason = TIME_LIMIT
             if trainer.world_size > 1:  # a signal to any rank stops all at this iteration, else DDP waits forever
-                codes = torch.tensor([reason > 0, reason == TIME_LIMIT], device=pl_module.device, dtype=torch.int32)
-                codes = trainer.strategy.reduce(codes, reduce_op="max")
-                signum = int(trainer.strategy.reduce(torch.tensor(max(reason, 0), device=pl_module.device),
-                                                     reduce_op="max")) if codes[0] else 0
-                reason = signum or (TIME_LIMIT if codes[1] else 0)
+                code = 100 + reason if reason > 0 else int(reason == TIME_LIMIT)  # one all-reduce: a signal wins
+                code = int(trainer.strategy.reduce(torch.tensor(code, device=pl_module.device), reduce_op="max"))
+                reason = code - 100 if code > 100 else TIME_LIMIT if code == 1 else 0
             if not reason:
                 return
         self.reason = reason
