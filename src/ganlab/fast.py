@@ -64,6 +64,8 @@ def capture_blocker(module) -> str | None:
     for name, reg in module.regularizers.items():
         if isinstance(reg, InstanceNoise) and reg.anneal_steps:
             return f"regularizer.{name} anneals its sigma on the host every step (anneal_steps=0 can be captured)"
+        if reg.state_dict():
+            return f"regularizer.{name} keeps state on the host that changes every step"
     if module.device.type == "cuda":
         for opt in filter(None, raw_optimizers(module)):
             if "capturable" not in opt.defaults:

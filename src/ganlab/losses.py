@@ -2,6 +2,8 @@
 
     d(real_logits, fake_logits) -> scalar   loss the critic minimises
     g(fake_logits)              -> scalar   loss the generator minimises
+    g(fake_logits, real_logits) -> scalar   the same for a relativistic loss (`pairs = True`): the loop then
+                                            scores the real batch in the generator step too
 
 Logits are the raw critic outputs, shape (B,). No loss knows about networks or data.
 """
@@ -15,6 +17,8 @@ class Loss:
     #: True when E[D(real)] - E[D(fake)] is an estimate of the Wasserstein-1 distance
     #: (with a Lipschitz-constrained critic); the loop then logs it as train/wasserstein.
     estimates_w1 = False
+    #: True when G's loss compares its fakes with real samples (relativistic pairing): g(fake, real)
+    pairs = False
 
     def d(self, real: Tensor, fake: Tensor) -> Tensor:
         raise NotImplementedError
@@ -80,3 +84,22 @@ class Hinge(Loss):
 
     def g(self, fake):
         return -fake.mean()
+
+
+class RelativisticPairing(Loss):
+    """RpGAN (Jolicoeur-Martineau 2019, "The relativistic discriminator"; the loss of R3GAN, Huang et al. 2024):
+    each real sample is paired with a fake one and D scores which of the two is real,
+    L_D = E softplus(-(D(x) - D(G(z)))),  L_G = E softplus(-(D(G(z)) - D(x))).
+    Pairs are the i-th real and i-th fake of the batch, as in R3GAN's official code (brownvc/R3GAN,
+    R3GAN/Trainer.py: RelativisticLogits = RealLogits - FakeLogits, softplus(-RelativisticLogits)); in the
+    generator step the real logits carry no gradient to G (R3GAN detaches the real samples)."""
+
+    pairs = True
+
+    def d(self, real, fake):
+        return F.softplus(-(real - fake)).mean()
+
+    def g(self, fake, real=None):
+        if real is None:
+            raise ValueError("loss=rpgan scores each fake against a real sample: g(fake, real) needs the real logits")
+        return F.softplus(-(fake - real)).mean()

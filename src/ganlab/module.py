@@ -58,7 +58,8 @@ class Latent(NamedTuple):
 def penalties(cfg: Mapping) -> list[str]:
     """The configured regularizers that add a penalty to the critic's loss (critic_loss logs it as train/<name>)."""
     return [name for name, node in (cfg.get("regularizer") or {}).items()
-            if get_class(node["_target_"]).penalty is not Regularizer.penalty]
+            if get_class(node["_target_"]).penalty is not Regularizer.penalty
+            or get_class(node["_target_"]).output_penalty is not Regularizer.output_penalty]
 
 
 class GANModule(L.LightningModule):
@@ -111,6 +112,7 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
         checkpoint["ganlab_skips"] = {**self.nonfinite.state_dict(), **self.backoff.state_dict()}
+        checkpoint["ganlab_regularizers"] = {name: reg.state_dict() for name, reg in self.regularizers.items()}
         # the values since the last logged row (a stop at any iteration): a continued run's next row is the mean
         # of the same steps as an uninterrupted run's (trainer.fast keeps its sums on the device: not saved)
         checkpoint["ganlab_row"] = {k: torch.stack(v).detach().cpu() for k, v in self._logs.items() if v}  # (n,)
@@ -125,6 +127,9 @@ class GANModule(L.LightningModule):
         skips = checkpoint.get("ganlab_skips", {})  # older checkpoints: none, or no "overflows"; counted from 0
         self.nonfinite.load_state_dict(skips)
         self.backoff.load_state_dict(skips)
+        for name, state in checkpoint.get("ganlab_regularizers", {}).items():
+            if name in self.regularizers:
+                self.regularizers[name].load_state_dict(state)
         self._logs.clear()
         for k, v in checkpoint.get("ganlab_row", {}).items():
             self._logs[k] = list(v.to(self.device).unbind())
@@ -271,6 +276,10 @@ class GANModule(L.LightningModule):
         """The adversarial term of G's loss: the loss's g, or feature matching (model.feature_matching, Salimans
         et al. 2016): || E f(x) - E f(G(z)) ||^2 on the critic's last features f, real features held fixed."""
         if not self.feature_matching:
+            if self.loss.pairs:  # relativistic: each fake against a real sample; no gradient through D(x) to G
+                with torch.no_grad():
+                    real_logits = self.critic(self.perturb(real), self.critic_labels(latent.c))["logits"]  # (B,)
+                return self.loss.g(fake["logits"], real_logits)
             return self.loss.g(fake["logits"])
         with torch.no_grad():
             target = self.critic(self.perturb(real), self.critic_labels(latent.c))["features"].mean(0)  # (F,)
@@ -284,10 +293,13 @@ class GANModule(L.LightningModule):
             fake = self.generator(*latent)  # (B, *shape)
         yd = self.critic_labels(latent.c)
         real, fake = self.perturb(real), self.perturb(fake)
-        loss, logs = self.d_objective(self.critic(real, yd), self.critic(fake, yd), y, latent)
+        real_out, fake_out = self.critic(real, yd), self.critic(fake, yd)
+        loss, logs = self.d_objective(real_out, fake_out, y, latent)
         for name, reg in self.regularizers.items():
             if reg.due(self.d_steps):
                 pen = reg.penalty(lambda x: self.critic(x, yd), real, fake, self.d_steps, self.ranks, scaler)
+                if pen is None:  # a penalty on the outputs D already gave (LeCam)
+                    pen = reg.output_penalty(real_out["logits"], fake_out["logits"], self.d_steps)
                 if pen is not None:
                     loss = loss + pen
                     logs[f"train/{name}"] = pen.detach()

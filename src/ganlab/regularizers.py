@@ -1,12 +1,15 @@
 """Critic regularizers: small objects the loop calls at fixed points of a critic step.
 
 Each has `weight` and `every` (lazy regularization: applied every k-th critic step with weight x k, as in
-StyleGAN2). Three hooks, all optional:
+StyleGAN2). Four hooks, all optional:
 
     perturb(x, step, ranks)                     -> x       on every critic input (real and fake) before D, and
                                                            on G's fakes
     penalty(D, real, fake, step, ranks, scaler) -> scalar  added to the critic loss (already weighted)
+    output_penalty(real_logits, fake_logits, step) -> scalar  the same from the outputs D already gave, (B,) each
     after_step(D)                                          after the critic's optimizer step
+
+A regularizer with state across steps (LeCam's averages) gives it in `state_dict()`; the checkpoint keeps it.
 
 `ranks` (ranks.py) draws their randomness as this rank's block of a global draw, so DDP ranks differ.
 
@@ -47,7 +50,16 @@ class Regularizer:
                 scaler: torch.amp.GradScaler | None = None) -> Tensor | None:
         return None
 
+    def output_penalty(self, real: Tensor, fake: Tensor, step: int) -> Tensor | None:
+        return None
+
     def after_step(self, critic: nn.Module) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
         pass
 
 
@@ -95,6 +107,61 @@ class R1(Regularizer):
 
     def penalty(self, critic, real, fake, step, ranks=Ranks(), scaler=None):
         return 0.5 * self.weight * self.every * _grad_norm(critic, real, scaler).pow(2).mean()
+
+
+class R2(Regularizer):
+    """R2 (Mescheder et al. 2018; with R1 in R3GAN, Huang et al. 2024): gamma/2 * E_fake ||grad D(x)||^2, the
+    zero-centred penalty on generated samples (R3GAN's R2Penalty: its Trainer.py, on the fake batch)."""
+
+    per_sample = True
+
+    def penalty(self, critic, real, fake, step, ranks=Ranks(), scaler=None):
+        return 0.5 * self.weight * self.every * _grad_norm(critic, fake, scaler).pow(2).mean()
+
+
+class LeCam(Regularizer):
+    """LeCam regularization (Tseng et al. 2021, "Regularizing Generative Adversarial Networks under Limited
+    Data"), as its official code computes it (google/lecam-gan, biggan_cifar/losses.py `lecam_reg` and
+    third_party/utils.py `ema_losses`):
+
+        weight * [ E relu(D(x) - alpha_F)^2 + E relu(alpha_R - D(G(z)))^2 ],
+
+    alpha_R, alpha_F: moving averages (decay 0.9) of the mean critic output on real and on fake batches, updated
+    at every critic step before the penalty. For the first `start` critic steps the averages follow the current
+    means (decay 0) and no penalty is added (the code's start_itr=1000 iterations of 4 critic steps). Under DDP
+    the means are averaged over the ranks first, so every rank keeps the same alphas. Defaults: the official
+    BigGAN CIFAR-10 script (scripts/lc-biggan-cifar10.sh: --LC 0.3)."""
+
+    def __init__(self, weight: float = 0.3, decay: float = 0.9, start: int = 1000):
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        super().__init__(weight, every=1)
+        self.decay, self.start = float(decay), int(start)
+        self.alpha_real: float | None = None  # moving averages of mean D(x), mean D(G(z)); None before the first
+        self.alpha_fake: float | None = None
+
+    def output_penalty(self, real, fake, step):
+        means = torch.stack([real.detach().float().mean(), fake.detach().float().mean()])  # (2,)
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            torch.distributed.all_reduce(means)
+            means /= torch.distributed.get_world_size()
+        mean_real, mean_fake = means.tolist()  # one host sync per critic step
+        decay = self.decay if step >= self.start and self.alpha_real is not None else 0.0
+        self.alpha_real = mean_real if self.alpha_real is None else decay * self.alpha_real + (1 - decay) * mean_real
+        self.alpha_fake = mean_fake if self.alpha_fake is None else decay * self.alpha_fake + (1 - decay) * mean_fake
+        if step < self.start:
+            return None
+        return self.weight * (torch.relu(real - self.alpha_fake).pow(2).mean()
+                              + torch.relu(self.alpha_real - fake).pow(2).mean())
+
+    def state_dict(self) -> dict:
+        return {"alpha_real": self.alpha_real, "alpha_fake": self.alpha_fake}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.alpha_real, self.alpha_fake = state["alpha_real"], state["alpha_fake"]
 
 
 class WeightClipping(Regularizer):

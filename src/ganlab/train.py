@@ -54,6 +54,9 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
                           f"it with model=cyclegan" if not module_cls.translates else
                           f"model={variant} translates between two image domains: use data=unpaired (folders A/B) "
                           f"or data=sneaker2boot")
+    if module_cls.translates and getattr(get_class(cfg.loss._target_), "pairs", False):
+        raise ConfigError("loss=rpgan pairs each fake with a real sample of the batch; model=cyclegan's generator "
+                          "losses score translations on their own: use loss=lsgan (CycleGAN's) or loss=ns")
     g_classes, d_classes = module_cls.net_classes(cfg.model, data_classes)
     pack = int(cfg.model.get("pack", 1))
     if pack > 1 and d_classes:

@@ -76,6 +76,9 @@ BAD = [
     (["model=ebgan", "model.lambda_pt=abc"], r"^model\.lambda_pt must be a number, got 'abc': e\.g\. model\.lambda_pt=0\.1"),
     (["model=infogan", "model.categorical=2.5"], r"^model\.categorical must be a whole number, got 2\.5"),
     (["model=cyclegan", "data=sneaker2boot", "model.gan_weight=abc"], r"^model\.gan_weight must be a number"),
+    (["model=cyclegan", "data=sneaker2boot", "loss=rpgan"], r"^loss=rpgan pairs each fake.*use loss=lsgan"),
+    (["regularizer=[lecam]", "regularizer.lecam.decay=1.5"], r"regularizer\.lecam\.decay must be in \[0, 1\)"),
+    (["regularizer=[lecam]", "regularizer.lecam.start=-1"], r"regularizer\.lecam\.start must be >= 0"),
     # ... ranges (config.RANGES) ...
     (["net.g.hidden=0"], r"^net\.g\.hidden must be >= 1, got 0: a layer width"),
     (["net.d.depth=-1"], r"^net\.d\.depth must be >= 0, got -1: hidden layers"),
