@@ -160,14 +160,20 @@ def main(cfg: DictConfig) -> float | None:
         # in step with this process, and must find its folder, whose default name holds the time they start at
         sweep_dir = Path(run_dir).parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
         sys.argv.append(f'hydra.sweep.dir="{sweep_dir}"')
-    metrics: dict[str, float] = {}
-    try:
-        check_objective(cfg)
+    try:  # the folder's run first: an error here is about that run, whose status.json stays as it is
         plan = resume.plan(cfg, run_dir, overrides, clean=record)
         if plan.completed is not None:  # the same command again, or a relaunched sweep: nothing to do
             if record:
                 print(f"ganlab: {run_dir} holds this run, completed (status.json): nothing to train", file=sys.stderr)
             return objective(cfg, plan.completed["metrics"]) if record else None
+    except ConfigError as e:
+        if multirun:
+            print(f"ganlab: job in {run_dir}: config error: {e}", file=sys.stderr)
+            return FAILED_OBJECTIVE
+        sys.exit(f"ganlab: config error: {e}")
+    metrics: dict[str, float] = {}
+    try:
+        check_objective(cfg)
         if plan.continued and record:
             print(f"ganlab: continuing the run in {run_dir} from {plan.ckpt}", file=sys.stderr)
         with open_dict(cfg):

@@ -60,3 +60,19 @@ def test_a_new_folder_starts_anew_or_from_ckpt_path(tmp_path, run):
     with open_dict(cfg):
         cfg.ckpt_path = str(run / "checkpoints" / "last.ckpt")
     assert plan(cfg, fresh, RUN) == (cfg.ckpt_path, False, None)
+
+
+def test_a_refused_folder_keeps_its_status(tmp_path):
+    """The same folder with other settings: one config error, and the folder's completed run stays recorded."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    args = [sys.executable, "train.py", *RUN, "metrics=none", "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={tmp_path}"]
+    assert subprocess.run(args, cwd=root, capture_output=True, timeout=300).returncode == 0
+    before = (tmp_path / "status.json").read_text()
+    again = subprocess.run(args + ["seed=5"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1 and "ganlab: config error: hydra.run.dir=" in again.stderr, again.stderr
+    assert (tmp_path / "status.json").read_text() == before
