@@ -35,6 +35,7 @@ from hydra.utils import get_class
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
+from .augment import Augment
 from .divergence import all_finite
 from .ema import EMA
 from .log import emit
@@ -67,7 +68,8 @@ class GANModule(L.LightningModule):
                  optim_g: OptimizerFactory, optim_d: OptimizerFactory,
                  regularizers: Mapping[str, Regularizer] | None = None, n_critic: int = 1,
                  iterations: int = 10_000, ema_decay: float | None = None, lr_decay: str = "none",
-                 on_nonfinite: str = "stop", max_skips: int = 100, feature_matching: bool = False, pack: int = 1):
+                 on_nonfinite: str = "stop", max_skips: int = 100, feature_matching: bool = False, pack: int = 1,
+                 augment: Augment | None = None):
         super().__init__()
         if lr_decay not in ("none", "linear"):
             raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
@@ -84,6 +86,9 @@ class GANModule(L.LightningModule):
         self.automatic_optimization = False
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.regularizers = dict(regularizers or {})
+        self.augment = augment  # augment/: applied to every critic input by perturb
+        if augment is not None and augment.capture_blocker and self.capture_blocker is None:
+            self.capture_blocker = augment.capture_blocker
         self.optim_g, self.optim_d, self.lr_decay = optim_g, optim_d, lr_decay
         self.n_critic, self.iterations = int(n_critic), int(iterations)
         self.on_nonfinite, self.max_skips = on_nonfinite, int(max_skips)
@@ -113,6 +118,8 @@ class GANModule(L.LightningModule):
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
         checkpoint["ganlab_skips"] = {**self.nonfinite.state_dict(), **self.backoff.state_dict()}
         checkpoint["ganlab_regularizers"] = {name: reg.state_dict() for name, reg in self.regularizers.items()}
+        if self.augment is not None:
+            checkpoint["ganlab_augment"] = self.augment.state_dict()  # ADA's p and its counts since the last change
         # the values since the last logged row (a stop at any iteration): a continued run's next row is the mean
         # of the same steps as an uninterrupted run's (trainer.fast keeps its sums on the device: not saved)
         checkpoint["ganlab_row"] = {k: torch.stack(v).detach().cpu() for k, v in self._logs.items() if v}  # (n,)
@@ -130,6 +137,8 @@ class GANModule(L.LightningModule):
         for name, state in checkpoint.get("ganlab_regularizers", {}).items():
             if name in self.regularizers:
                 self.regularizers[name].load_state_dict(state)
+        if self.augment is not None:
+            self.augment.load_state_dict(checkpoint.get("ganlab_augment", {}))
         self._logs.clear()
         for k, v in checkpoint.get("ganlab_row", {}).items():
             self._logs[k] = list(v.to(self.device).unbind())
@@ -195,7 +204,10 @@ class GANModule(L.LightningModule):
             s.step()
 
     def perturb(self, x: Tensor) -> Tensor:
-        """Every critic input passes the regularizers' perturbations (instance noise)."""
+        """Every critic input passes the augmentation (augment/), then the regularizers' perturbations (instance
+        noise)."""
+        if self.augment is not None:
+            x = self.augment(x, self.ranks)
         for reg in self.regularizers.values():
             x = reg.perturb(x, self.d_steps, self.ranks)
         return x
@@ -270,6 +282,9 @@ class GANModule(L.LightningModule):
             names.add("train/skipped")
         if str((cfg.get("trainer") or {}).get("precision")) in ("16-mixed", "16"):
             names |= {"train/loss_scale", "train/overflows"}
+        augment = cfg.get("augment")
+        if augment and "_target_" in augment:
+            names |= get_class(augment["_target_"]).logged(augment)  # ADA's train/ada_p
         return names
 
     def g_adversarial(self, fake: dict[str, Tensor], real: Tensor, latent: Latent) -> Tensor:
@@ -295,6 +310,8 @@ class GANModule(L.LightningModule):
         real, fake = self.perturb(real), self.perturb(fake)
         real_out, fake_out = self.critic(real, yd), self.critic(fake, yd)
         loss, logs = self.d_objective(real_out, fake_out, y, latent)
+        if self.augment is not None:  # ADA's heuristic reads D's logits on the (augmented) real batch
+            self.augment.observe(real_out["logits"], real.shape[0], self.d_steps, self.ranks)
         for name, reg in self.regularizers.items():
             if reg.due(self.d_steps):
                 pen = reg.penalty(lambda x: self.critic(x, yd), real, fake, self.d_steps, self.ranks, scaler)
@@ -420,6 +437,8 @@ class GANModule(L.LightningModule):
             metrics["train/skipped"] = float(self.skipped)  # steps skipped so far in the run, both nets
         if self.loss_scaler is not None:
             metrics["train/overflows"] = float(self.overflows)  # fp16 steps dropped so far to lower the scale
+        if self.augment is not None:
+            metrics.update(self.augment.logs())  # ADA's p now (train/ada_p)
         self._logs.clear()
         emit(self.trainer, self.iteration, metrics)
         self.log_dict({k.removeprefix("train/"): v for k, v in metrics.items()}, prog_bar=True, logger=False)

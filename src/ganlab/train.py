@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import resume
+from .augment import build_augment
 from .callbacks.run_state import RunState
 from .callbacks.stop import Stop
 from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
@@ -68,10 +69,15 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     discriminator = build(cfg.net.d, "net.d", shape=d_shape, **({"num_classes": d_classes} if d_classes else {}))
     regularizers = {name: build(node, f"regularizer.{name}") for name, node in (cfg.get("regularizer") or {}).items()}
     check_critic(discriminator, regularizers)
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    augment = build_augment(cfg, shape, module_cls, variant, choices.get("data") or type(datamodule).__name__,
+                            choices.get("augment"))
     optim_g, optim_d = build(cfg.optim.g, "optim.g"), build(cfg.optim.d, "optim.d")
     check_optimizer(optim_g, "optim.g")
     check_optimizer(optim_d, "optim.d")
     extra = {"num_classes": data_classes} if module_cls.labels is not None else {}
+    if augment is not None:  # augment/: every critic input, real and fake
+        extra["augment"] = augment
     module = build(cfg.model, "model", generator=generator, discriminator=discriminator, loss=build(cfg.loss, "loss"),
                    regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations, **extra)
     module.fast = bool(cfg.trainer.get("fast", False))  # the fast step (fast.py): how this module trains
