@@ -10,6 +10,9 @@ training starts). Used by the training callback (metrics/callback.py) and by eva
   triples). `features_name` says which network produced fid / kid: numbers of different networks never compare.
   For a class-conditional generator (its labels given): `class_acc`, the fraction of samples the domain
   classifier puts in the class they were asked for (AC-GAN's classification accuracy, Odena et al. 2017).
+  On the same features as fid / kid and the same cached real features: `precision`, `recall` (k = 3) and
+  `density`, `coverage` (k = 5), image-level fidelity and mode coverage (metrics/prdc.py); the real set's k-NN
+  radii are computed once per Suite.
 """
 from __future__ import annotations
 
@@ -26,16 +29,19 @@ from .features import PROTOCOLS, InceptionFeatures
 from .fid import RealFeatures, embed, fid_kid
 from .inception_score import InceptionScorer
 from .modes import mode_coverage
+from .prdc import MIN_POINTS, knn_radii, prdc
 
 FEATURES = ("auto", "inception", "classifier")
 # The metrics a Suite returns (logged as val/<name>), by the data that gets them; sweep.py checks a sweep's
 # optimized_metric against them before training.
 TOY_METRICS = ("w1",)  # any toy data
 MIXTURE_METRICS = ("modes", "hq")  # toy mixtures (data with modes)
-IMAGE_METRICS = ("fid", "kid", "is", "classes", "class_kl", "class_acc")
+IMAGE_METRICS = ("fid", "kid", "is", "classes", "class_kl", "class_acc", "precision", "recall", "density",
+                 "coverage")
 #: Which way each is better (report.py ranks and labels by it).
 HIGHER_IS_BETTER = {"w1": False, "modes": True, "hq": True, "fid": False, "kid": False, "is": True, "classes": True,
-                    "class_kl": False, "class_acc": True}
+                    "class_kl": False, "class_acc": True, "precision": True, "recall": True, "density": True,
+                    "coverage": True}
 
 
 def check_options(features: str = "auto", n: int = 10_000, toy_n: int = 2500, protocol: str = "tf1", **_) -> None:
@@ -83,8 +89,12 @@ class Suite:
             raise ValueError(f"metrics.n={self.n} is more than the {available} real images this data set has "
                              f"({type(datamodule).__name__}, {getattr(datamodule, 'split', 'its')} split): FID would "
                              f"compare {self.n} samples with {available} real images; set metrics.n <= {available}")
+        if self.n < MIN_POINTS:
+            raise ValueError(f"metrics.n={self.n} is too few for image data: density / coverage take each image's "
+                             f"{MIN_POINTS - 1}th nearest neighbour; set metrics.n >= {MIN_POINTS}")
         self.real_features = RealFeatures(self.features)
         self._real = None  # (n, F) float64, loaded or computed on first use
+        self._radii = None  # {k: (n,)} the real features' k-NN radii (metrics/prdc.py), on first use
 
     @torch.no_grad()
     def __call__(self, samples: Tensor, labels: Tensor | None = None) -> dict[str, float]:
@@ -93,7 +103,12 @@ class Suite:
         if self.toy:
             return self._toy(samples)
         images = to_uint8(samples).to(self.device)  # (n, C, H, W) uint8
-        out = fid_kid(self.real(), embed(self.features, images), self.kid_subset)
+        fake = embed(self.features, images)  # (n, F) float64
+        out = fid_kid(self.real(), fake, self.kid_subset)
+        real = self.real().to(self.device)
+        if self._radii is None:
+            self._radii = knn_radii(real)
+        out.update(prdc(real, fake.to(self.device), self._radii))
         if self.scorer is not None:
             out["is"] = self.scorer(images)
         if self.classifier is not None and self.dm.num_classes is not None:
