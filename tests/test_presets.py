@@ -37,7 +37,7 @@ def test_presets_are_all_here():
 # Presets that cannot run on toy data (class labels, image-to-image nets) run on images only, some with data
 # and nets of their own, small.
 IMAGES_ONLY = {"cgan", "acgan", "sgan", "biggan_small", "cyclegan"}
-TOY_NETS = {"sngan": ["net=mlp"]}  # presets whose own nets are convolutional: MLPs on toy points
+TOY_NETS = {"sngan": ["net=mlp"], "r3gan": ["net=mlp"]}  # presets whose own nets are convolutional: MLPs on toy points
 OWN_IMAGES = {
     "cyclegan": lambda root: ["data=sneaker2boot", f"data.root={root}", "net.g.ch=8", "net.g.blocks=2", "net.d.ch=8",
                               "net.d.layers=2", "data.batch_size=16", "callbacks.translations.cycle_n=8"],
