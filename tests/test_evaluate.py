@@ -27,8 +27,9 @@ def test_image_checkpoint_gets_fid_kid_and_classes(tmp_path, idx_root, fixture_c
     result = evaluate(ckpt, ["metrics.n=64", "metrics.kid_subset=32"])
     assert result["features"].startswith("classifier-") and result["n"] == 64
     m = result["metrics"]
-    assert set(m) == {"fid", "kid", "classes", "class_kl"}
+    assert set(m) == {"fid", "kid", "classes", "class_kl", "precision", "recall", "density", "coverage"}
     assert m["fid"] > 0 and 1 <= m["classes"] <= 10 and m["class_kl"] >= 0
+    assert all(0 <= m[k] <= 1 for k in ("precision", "recall", "coverage")) and m["density"] >= 0
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "cgan"])  # cGAN: G and the class metrics are asked for fixed labels
@@ -43,7 +44,8 @@ def test_evaluate_reproduces_the_runs_own_last_metrics(tmp_path, idx_root, fixtu
     result = evaluate(tmp_path / "checkpoints" / "last.ckpt", device="cpu")
     assert result["iteration"] == 3 and result["n"] == 100 and result["features"].startswith("classifier-")
     conditional = {"class_acc"} if preset == "cgan" else set()
-    assert set(result["metrics"]) == {"fid", "kid", "classes", "class_kl"} | conditional
+    assert set(result["metrics"]) == {"fid", "kid", "classes", "class_kl", "precision", "recall", "density",
+                                      "coverage"} | conditional
     for k, v in result["metrics"].items():  # KID too: its subsets come from a seeded, forked RNG (metrics/fid.py)
         assert v == pytest.approx(logged[-1][f"val/{k}"], rel=1e-6, abs=1e-9), k
     assert result["metrics"]["fid"] != pytest.approx(logged[0]["val/fid"], rel=1e-6)  # the last G, not an earlier one

@@ -16,6 +16,7 @@ from ganlab.metrics import published
 from ganlab.metrics.classifier import ClassifierFeatures
 from ganlab.metrics.features import inception_path
 from ganlab.metrics.fid import embed, fid_kid
+from ganlab.metrics.prdc import prdc
 from ganlab.metrics.image_sets import load_image_set
 from ganlab.train import train
 
@@ -107,11 +108,18 @@ def test_two_sets_on_the_domain_classifier_print_one_json_line(tmp_path, idx_roo
     want = fid_kid(embed(net, torch.from_numpy(x)[:, None]), embed(net, torch.from_numpy(255 - x)[:, None]), 16)
     assert result["fid"] == pytest.approx(want["fid"], rel=1e-9) and result["fid"] > 1.0
     assert result["kid"] == pytest.approx(want["kid"], rel=1e-9)
+    want = prdc(embed(net, torch.from_numpy(x)[:, None]), embed(net, torch.from_numpy(255 - x)[:, None]))
+    assert {k: result[k] for k in want} == pytest.approx(want, rel=1e-12)
     assert result["n_real"] == result["n_fake"] == 48 and result["features"] == net.name
     assert result["protocol"] is None  # a protocol is the Inception network's preprocessing
     same = compare_sets(tmp_path / "real.npy", tmp_path / "real.npy", "classifier",
                         classifier=fixture_classifier[0], kid_subset=16)
     assert same["fid"] == pytest.approx(0.0, abs=5e-3)  # 48 samples of 256-d features: sqrtm of a singular matrix
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0  # every point is in its own ball
+    np.save(tmp_path / "few.npy", x[:5])  # k = 5 neighbours need 6 images: null, FID and KID still computed
+    few = compare_sets(tmp_path / "real.npy", tmp_path / "few.npy", "classifier", classifier=fixture_classifier[0],
+                       kid_subset=4)
+    assert few["fid"] > 0 and [few[k] for k in ("precision", "recall", "density", "coverage")] == [None] * 4
 
 
 @pytest.mark.skipif(not inception_path().is_file(), reason="make inception")

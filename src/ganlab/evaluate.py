@@ -19,7 +19,8 @@ Two image sets, in the convention pytorch-fid, clean-fid and torch-fidelity shar
                        [inception_weights=PATH] [classifier=PATH] [kid_subset=1000] [out=FILE.json]
 
 A and B are folders of images or .npy arrays of uint8 (N, H, W) or (N, C, H, W) (metrics/image_sets.py). Prints
-one JSON line: fid, kid, n_real, n_fake, features (the network and its protocol).
+one JSON line: fid, kid, precision, recall, density, coverage (metrics/prdc.py; null when a set has fewer than
+6 images), n_real, n_fake, features (the network and its protocol).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .metrics.classifier import ClassifierFeatures
 from .metrics.features import PROTOCOLS, InceptionFeatures
 from .metrics.fid import RealFeatures, embed, fid_kid
 from .metrics.image_sets import load_image_set
+from .metrics.prdc import MIN_POINTS, NAMES as PRDC, prdc
 from .metrics.published import PUBLISHED
 from .metrics.suite import Suite
 from .nets import fixed_labels
@@ -88,7 +90,8 @@ def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0
 
 def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None = None, seed: int = 0,
                        ema: bool = True, device: str | torch.device | None = None) -> dict:
-    """FID and KID of a checkpoint's generator on a published protocol (metrics/published.py). The real
+    """FID and KID (and precision / recall / density / coverage, metrics/prdc.py, on the same features) of a
+    checkpoint's generator on a published protocol (metrics/published.py). The real
     features are cached (<cache>/stats), so only the first evaluation embeds the real set."""
     spec, path, device = PUBLISHED[name], Path(ckpt), _device(device)
     g, stored = load_generator(path, ema=ema)
@@ -109,7 +112,8 @@ def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None 
           f"samples; on a CPU each 10,000 take about half an hour", file=sys.stderr)
     real_features = RealFeatures(net, progress=_progress("real images")).get(key, lambda: real.to(device))
     fake = spec.fake(generate(g.to(device), spec.n, seed, device=device))  # (n, C, 28, 28) uint8
-    values = fid_kid(real_features, embed(net, fake, progress=_progress("samples")))
+    fake_features = embed(net, fake, progress=_progress("samples"))
+    values = {**fid_kid(real_features, fake_features), **prdc(real_features.to(device), fake_features.to(device))}
     return {"ckpt": str(path), "iteration": stored["iteration"], "n": spec.n, "features": net.name,
             "protocol": name, "paper": spec.paper, "metrics": values}
 
@@ -128,7 +132,8 @@ def _progress(what: str):
 def compare_sets(real: str | Path, fake: str | Path, features: str = "inception", protocol: str = "tf1",
                  inception_weights: str | None = None, classifier: str | None = None, kid_subset: int = 1000,
                  device: str | torch.device | None = None) -> dict:
-    """FID and KID between two image sets on disk (metrics/image_sets.py)."""
+    """FID, KID and precision / recall / density / coverage between two image sets on disk (metrics/image_sets.py);
+    the last four are None when a set has fewer than MIN_POINTS images (they take the 5th nearest neighbour)."""
     if features not in ("inception", "classifier"):
         raise ConfigError(f"features must be inception or classifier, got {features!r}")
     if protocol not in PROTOCOLS:
@@ -147,8 +152,11 @@ def compare_sets(real: str | Path, fake: str | Path, features: str = "inception"
             raise ValueError(f"FID needs at least 2 images per set, got {len(a)} real and {len(b)} fake")
         net = (InceptionFeatures(inception_weights, protocol) if features == "inception"
                else ClassifierFeatures(classifier)).to(device)
-        values = fid_kid(embed(net, a.to(device), progress=_progress("real")),
-                         embed(net, b.to(device), progress=_progress("fake")), kid_subset)
+        fa = embed(net, a.to(device), progress=_progress("real"))  # (N_real, F)
+        fb = embed(net, b.to(device), progress=_progress("fake"))  # (N_fake, F)
+        values = fid_kid(fa, fb, kid_subset)
+        values.update(prdc(fa.to(device), fb.to(device)) if min(len(a), len(b)) >= MIN_POINTS
+                      else dict.fromkeys(PRDC))
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from None
     return {"real": str(real), "fake": str(fake), "n_real": len(a), "n_fake": len(b), "features": net.name,
