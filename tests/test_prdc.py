@@ -160,6 +160,7 @@ def test_held_out_real_images_score_near_one(fashion_suite):
     and coverage near its expectation for equal distributions, 1 - 2^-k = 0.97 (Naeem et al., k = 5)."""
     suite, x, _ = fashion_suite
     m = suite(x[:N])
+    print(f"held-out: {m}")
     assert m["precision"] > 0.8 and m["recall"] > 0.8, m
     assert 0.85 < m["density"] < 1.15 and m["coverage"] > 0.9, m
 
@@ -178,6 +179,7 @@ def test_a_generator_collapsed_to_three_classes_keeps_precision_and_loses_recall
     for _ in range(5):
         classes = torch.randperm(10, generator=g)[:3]
         m = prdc(real, features[torch.isin(y, classes)][:N], radii)
+        print(f"classes {sorted(classes.tolist())}: {m}")
         assert m["precision"] > 0.8 and m["precision"] > held_out["precision"] - 0.1, (classes, m)
         assert m["coverage"] < 0.5 and m["coverage"] < held_out["coverage"] - 0.4, (classes, m)
         assert m["recall"] < 0.7 and m["recall"] < held_out["recall"] - 0.2, (classes, m)
