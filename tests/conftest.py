@@ -171,8 +171,10 @@ def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
 
 
 def read_metrics(out_dir: Path) -> list[dict[str, float]]:
-    """Rows of the CSV logger's metrics.csv, empty cells dropped."""
+    """Rows of the CSV logger's metrics.csv, empty cells and the training clock (time/seconds, which differs
+    between two runs that compute the same; tests/test_clock.py reads it) dropped."""
     import csv
 
     with open(Path(out_dir) / "csv" / "metrics.csv") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        return [{k: float(v) for k, v in row.items() if v != "" and not k.startswith("time/")}
+                for row in csv.DictReader(f)]

@@ -47,6 +47,7 @@ class CSVLog(Logger):
         self._save_dir, self._name = str(save_dir), name
         self.path = Path(save_dir) / name / "metrics.csv"
         self.keys: list[str] = []
+        self.hparams: dict[str, Any] = {}
         self._start = int(start)
         self._opened = False
 
@@ -85,8 +86,10 @@ class CSVLog(Logger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Mapping[str, Any], *args, **kwargs) -> None:
+        """hparams.yaml: everything logged so far (the run's config, then e.g. metrics/features)."""
+        self.hparams.update(params)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path.parent / "hparams.yaml", lambda tmp: save_hparams_to_yaml(tmp, dict(params)))
+        write_atomically(self.path.parent / "hparams.yaml", lambda tmp: save_hparams_to_yaml(tmp, self.hparams))
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

@@ -11,6 +11,9 @@ import torch
 
 
 def emit(trainer: L.Trainer, iteration: int, metrics: dict[str, float]) -> None:
+    clock = getattr(trainer.lightning_module, "clock", None)
+    if clock is not None:  # every row says when it was written, in training seconds (clock.py)
+        metrics = {**metrics, "time/seconds": clock.seconds()}
     if trainer.is_global_zero:
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=iteration)

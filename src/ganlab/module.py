@@ -36,6 +36,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from .augment import Augment
+from .clock import RunClock
 from .divergence import all_finite
 from .ema import EMA
 from .log import emit
@@ -100,6 +101,7 @@ class GANModule(L.LightningModule):
         self.g_steps = 0  # generator steps taken
         self.nonfinite = NonFiniteSteps(on_nonfinite, max_skips)  # stop/skip a non-finite step, and its counters
         self.backoff = LossScaleBackoff()  # fp16: a non-finite loss as a loss-scale overflow, and their count
+        self.clock = RunClock()  # training seconds over the run's launches, logged as time/seconds (log.py)
         self.final: str | None = None  # this iteration ends the run: completed | time_limit | signal (callbacks/stop.py)
         self._fast = None  # the FastStep (fast.py) running the steps, from the start of training, if trainer.fast
         self._logs: dict[str, list[Tensor]] = defaultdict(list)  # detached values since the last logged row
@@ -118,6 +120,7 @@ class GANModule(L.LightningModule):
         checkpoint["ganlab_steps"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
         checkpoint["ganlab_skips"] = {**self.nonfinite.state_dict(), **self.backoff.state_dict()}
         checkpoint["ganlab_regularizers"] = {name: reg.state_dict() for name, reg in self.regularizers.items()}
+        checkpoint["ganlab_time"] = self.clock.state_dict()
         if self.augment is not None:
             checkpoint["ganlab_augment"] = self.augment.state_dict()  # ADA's p and its counts since the last change
         # the values since the last logged row (a stop at any iteration): a continued run's next row is the mean
@@ -134,6 +137,8 @@ class GANModule(L.LightningModule):
         skips = checkpoint.get("ganlab_skips", {})  # older checkpoints: none, or no "overflows"; counted from 0
         self.nonfinite.load_state_dict(skips)
         self.backoff.load_state_dict(skips)
+        if "ganlab_time" in checkpoint:  # older checkpoints: the time restarts at 0
+            self.clock.load_state_dict(checkpoint["ganlab_time"])
         for name, state in checkpoint.get("ganlab_regularizers", {}).items():
             if name in self.regularizers:
                 self.regularizers[name].load_state_dict(state)
@@ -375,6 +380,7 @@ class GANModule(L.LightningModule):
     capture_blocker: str | None = None
 
     def on_train_start(self) -> None:
+        self.clock.start()
         self._fast = None
         if not self.fast:
             return

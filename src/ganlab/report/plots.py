@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .collect import Group
-from .stats import HIGHER_IS_BETTER, aligned, curve
+from .stats import HIGHER_IS_BETTER, aligned, curve, times
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -24,22 +24,32 @@ def _wrap(label: str, width: int = 40) -> str:
 
 
 def curves(groups: list[Group], metrics: list[str], path: Path) -> Path:
-    """One panel per metric: per group the mean over seeds against the iteration, with a min-max band."""
-    fig = Figure(figsize=(5 * len(metrics), 4), dpi=100, layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
-    for ax, metric in zip(axes, metrics):
+    """One panel per metric: per group the mean over seeds against the iteration, with a min-max band; below, the
+    same means against the training time (time/seconds: the mean over seeds of the time each evaluation was
+    logged at, metric evaluations included), when the runs logged it: a recipe's speed to quality."""
+    timed = any("time/seconds" in r.series for g in groups for r in g.runs)
+    fig = Figure(figsize=(5 * len(metrics), 4 * (1 + timed)), dpi=100, layout="constrained")
+    axes = np.array(fig.subplots(1 + timed, len(metrics), squeeze=False))  # (rows, metrics)
+    for col, metric in enumerate(metrics):
         for i, g in enumerate(groups):
             c = curve(g, metric)
             if c is None:
                 continue
             steps, mean, lo, hi = c  # (T,) each
             color = f"C{i % 10}"
+            ax = axes[0, col]
             ax.plot(steps, mean, color=color, marker="o", ms=3, label=f"{_wrap(g.label, 30)} (n={len(g.runs)})")
             ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
-        ax.set_xlabel("iteration")
-        ax.set_title(f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+            minutes = times(g, steps)
+            if timed and minutes is not None:
+                axes[1, col].plot(minutes, mean, color=color, marker="o", ms=3)
+                axes[1, col].fill_between(minutes, lo, hi, color=color, alpha=0.2, lw=0)
+        title = f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)"
+        for row, xlabel in enumerate(["iteration", "training time (minutes)"][:1 + timed]):
+            axes[row, col].set_xlabel(xlabel)
+            axes[row, col].set_title(title)
+            axes[row, col].grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
     return _save(fig, path)
 
 

@@ -73,6 +73,21 @@ def curve(group: Group, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return steps, values.mean(0), values.min(0), values.max(0)
 
 
+def times(group: Group, steps: np.ndarray) -> np.ndarray | None:
+    """The mean over the group's runs of the training time in minutes (T,) at `steps` (T,): the last row each run
+    logged at that step (an evaluation's own row, written after it); None unless every run logged them all."""
+    minutes = []
+    for run in group.runs:
+        if "time/seconds" not in run.series:
+            return None
+        s, v = run.series["time/seconds"]
+        at = np.searchsorted(s, steps)
+        if (at >= len(s)).any() or not np.array_equal(s[np.minimum(at, len(s) - 1)], steps):
+            return None
+        minutes.append(v[at] / 60)
+    return np.mean(minutes, axis=0)
+
+
 def quality_metric(run: Run) -> str | None:
     """What a critic's estimate is compared with: FID on images, the exact W1 of samples (val/w1) on toy data."""
     for key in ("val/fid", "val/w1"):
