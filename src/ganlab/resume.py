@@ -52,8 +52,7 @@ def differences(saved: Mapping, now: Mapping) -> list[str]:
     """`key: saved -> now` for every setting that differs, the keys of MAY_DIFFER left out."""
     a, b = _flat(saved), _flat(now)
     keys = sorted(k for k in set(a) | set(b)
-                  if a.get(k, "<unset>") != b.get(k, "<unset>")
-                  and not any(k == m or k.startswith(m + ".") for m in MAY_DIFFER))
+                  if a.get(k, "<unset>") != b.get(k, "<unset>") and not _may_differ(k))
     return [f"{k}: {a.get(k, '<unset>')} -> {b.get(k, '<unset>')}" for k in keys]
 
 
@@ -90,6 +89,7 @@ def plan(cfg: DictConfig, run_dir: str | Path, overrides: list[str], clean: bool
     return Plan(str(last), True, None)
 
 
-def _may_differ(override: str) -> bool:
-    key = override.lstrip("+~").split("=", 1)[0]
+def _may_differ(setting: str) -> bool:
+    """A key (`trainer.max_time`) or a command-line override (`+trainer.max_time=...`) a continued run may change."""
+    key = setting.lstrip("+~").split("=", 1)[0]
     return any(key == m or key.startswith(m + ".") for m in MAY_DIFFER) or key.startswith("hydra.")

@@ -36,6 +36,7 @@ class Checkpointer(Checkpoint):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
         if pl_module.at_iteration_end and (it % self.every == 0 or last_iteration(pl_module)):
-            save_good(trainer, pl_module, self.dirpath / "last.ckpt")
+            if pl_module.final != "signal":  # a signal's last.ckpt is written already, first (callbacks/stop.py)
+                save_good(trainer, pl_module, self.dirpath / "last.ckpt")
             if self.keep:
                 trainer.save_checkpoint(self.dirpath / f"iter_{it:07d}.ckpt", weights_only=False)

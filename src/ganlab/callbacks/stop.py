@@ -71,10 +71,9 @@ class Stop(L.Callback):
         self.signum: int | None = None  # the first signal received
         self.previous: dict[int, object] = {}  # the handlers before training: put back at its end
         self.start = 0.0
-        self.reason: int | None = None  # how the run ended: a signal's number, TIME_LIMIT, 0 (iterations) or None
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.signum, self.reason, self.start = None, None, time.monotonic()
+        self.signum, self.start = None, time.monotonic()
         if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
             self.previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
 
@@ -100,7 +99,6 @@ class Stop(L.Callback):
                 reason = code - 100 if code > 100 else TIME_LIMIT if code == 1 else 0
             if not reason:
                 return
-        self.reason = reason
         if reason:
             trainer.callback_metrics["stopped_at"] = torch.tensor(float(pl_module.iteration))  # for status.json
         pl_module.final = "completed" if reason == 0 else "time_limit" if reason == TIME_LIMIT else "signal"
