@@ -123,9 +123,14 @@ def dataset_section(data: str, groups: list[Group], figures: dict[str, str]) -> 
                     [[g.label, ", ".join(str(r.seed) for r in g.runs), "<br>".join(f"`{r.path}`" for r in g.runs)]
                      for g in groups])
     if toy:
-        n = sorted({str((r.hparams.get("metrics") or {}).get("toy_n", "?")) for g in groups for r in g.runs})
-        lines += [f"Toy metrics on {' / '.join(n)} generated samples (`metrics.toy_n`): `val/modes` and `val/hq` "
-                  f"(VEEGAN / PacGAN protocol), `val/w1` (exact W1 against as many real samples).", ""]
+        def used(key: str, default: str) -> str:
+            return " / ".join(sorted({str((r.hparams.get("metrics") or {}).get(key, default))
+                                      for g in groups for r in g.runs}))
+        lines += [f"Toy metrics on {used('toy_n', '?')} generated samples (`metrics.toy_n`): `val/hq` is the "
+                  f"fraction within {used('k', '3.0')} std of their nearest mode (`metrics.k`), `val/modes` counts "
+                  f"the modes nearest to at least {used('min_count', '1')} of those high-quality samples "
+                  f"(`metrics.min_count`; VEEGAN and PacGAN count one), `val/w1` is the exact W1 against as many "
+                  f"real samples.", ""]
     else:
         lines += _features(groups)
     lines += ["### Final and best metrics", "", *_metrics_table(groups)]
