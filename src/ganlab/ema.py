@@ -24,13 +24,13 @@ class EMA(nn.Module):
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = float(decay)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.float64))  # () t, the updates so far
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # () t, the updates so far
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         ema_p, p = list(self.model.parameters()), list(model.parameters())
         t = self.updates
-        keep = ((1 + t) / (10 + t)).clamp(max=self.decay)  # () float64: d_t
+        keep = ((1 + t) / (10 + t)).clamp(max=self.decay)  # () float: d_t
         torch._foreach_lerp_(ema_p, [q.detach() for q in p], (1 - keep).to(ema_p[0].dtype))
         t.add_(1)
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
