@@ -161,6 +161,20 @@ def test_an_objective_no_run_of_the_config_can_log_is_refused(tmp_path, override
         check_objective(cfg)
 
 
+def test_the_sweepers_direction_must_improve_the_objective(tmp_path):
+    recall = make_cfg(tmp_path, "data=fashion_mnist", "metrics=default", "optimized_metric=val/recall")
+    with pytest.raises(ConfigError, match=r"^optimized_metric=val/recall is better higher, but "
+                                          r"hydra.sweeper.direction=minimize: set hydra.sweeper.direction=maximize$"):
+        check_objective(recall, "minimize")
+    check_objective(recall, "maximize")
+    w1 = make_cfg(tmp_path, "data=grid25", "metrics=default", "optimized_metric=val/w1")
+    with pytest.raises(ConfigError, match=r"^optimized_metric=val/w1 is better lower, .* set "
+                                          r"hydra.sweeper.direction=minimize$"):
+        check_objective(w1, "maximize")
+    check_objective(w1, "minimize")
+    check_objective(make_cfg(tmp_path, "data=grid25", "optimized_metric=train/d_loss"), "maximize")  # a loss: either
+
+
 def test_the_objective_is_the_final_value_and_a_missing_one_names_what_was_logged(tmp_path):
     cfg = make_cfg(tmp_path, "data=grid25", "model=wgan_gp", "optimized_metric=train/gp")
     check_objective(cfg)  # the gradient penalty is logged: refused only if a run still lacks it at its end

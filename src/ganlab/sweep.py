@@ -75,16 +75,23 @@ def write_error(run_dir: str | Path, error: BaseException) -> Path:
     return write_atomically(Path(run_dir) / "error.txt", lambda tmp: tmp.write_text(text))
 
 
-def check_objective(cfg: DictConfig) -> None:
+def check_objective(cfg: DictConfig, direction: str | None = None) -> None:
     """`optimized_metric` must be a metric this config's run can log: a sample-quality metric needs the metrics
     callback on and the kind of data it is computed for; any other name must be one the model's module declares
-    it logs (GANModule.logged: losses, penalties, a variant's own val/*)."""
+    it logs (GANModule.logged: losses, penalties, a variant's own val/*). `direction`, the sweeper's
+    (hydra.sweeper.direction: minimize | maximize), must go the way a sample-quality metric improves: Optuna
+    minimizing val/recall would search for the worst settings."""
     name = cfg.get("optimized_metric")
     if name is None:
         return
     if not isinstance(name, str) or not name.startswith(("train/", "val/")):
         raise ConfigError(f"optimized_metric={name!r} is not a metric name: use one as logged in csv/metrics.csv, "
                           f"e.g. optimized_metric=val/w1 (toy data) or optimized_metric=val/fid (images)")
+    higher = suite.HIGHER_IS_BETTER.get(name.removeprefix("val/")) if name.startswith("val/") else None
+    if isinstance(direction, str) and higher is not None and direction != ("maximize" if higher else "minimize"):
+        want = "maximize" if higher else "minimize"
+        raise ConfigError(f"optimized_metric={name} is better {'higher' if higher else 'lower'}, but "
+                          f"hydra.sweeper.direction={direction}: set hydra.sweeper.direction={want}")
     if name not in TOY_METRICS + IMAGE_METRICS:
         try:
             logged = get_class(cfg.model._target_).logged(cfg)

@@ -179,7 +179,7 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(f"ganlab: config error: {e}")
     metrics: dict[str, float] = {}
     try:
-        check_objective(cfg)
+        check_objective(cfg, (hydra_cfg.get("sweeper") or {}).get("direction"))
         if plan.continued and record:
             print(f"ganlab: continuing the run in {run_dir} from {plan.ckpt}", file=sys.stderr)
         with open_dict(cfg):
