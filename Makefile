@@ -61,20 +61,24 @@ device-wheels: $(STAMP)  ## wheels of hydra-core, omegaconf, antlr4 and torch-fi
 	  omegaconf==2.3.0 torch-fidelity==0.4.0
 	$(PY) -m pip wheel --quiet --no-deps --disable-pip-version-check -w .whl antlr4-python3-runtime==4.9.3
 
-# The mode-collapse study (docs/mode_collapse_intro.md): 6 variants x 3 seeds on each toy mixture, one Hydra sweep per
-# mixture, the two sweeps side by side (one thread each), then the report. Re-running replaces the old runs. The report
-# opens with docs/published_fid.md (the default experiment on Lucic et al.'s FID protocol: `evaluate.py
-# protocol=lucic2018`, run by hand, its command and numbers in that file).
-STUDY := outputs/study
-STUDY_RUNS := model=gan,nsgan,lsgan,wgan,wgan_gp,sngan seed=0,1,2 trainer.enable_progress_bar=false
-study: $(STAMP)  ## mode-collapse study: 36 toy runs, two sweeps at once (12 min on 2 idle cores), then docs/results.md
-	rm -rf $(STUDY)/mode_collapse_* && mkdir -p $(STUDY)
-	@for d in ring8 grid25; do \
-	  OMP_NUM_THREADS=1 $(PY) train.py -m experiment=mode_collapse_$$d $(STUDY_RUNS) \
-	    hydra.sweep.dir=$(STUDY)/mode_collapse_$$d > $(STUDY)/mode_collapse_$$d.log 2>&1 & pids="$$pids $$!"; \
+# The mode-collapse study (docs/mode_collapse_intro.md), per toy mixture one chain of Hydra sweeps: the six classic
+# losses, PacGAN2 and PacGAN4 (model=gan with the critic judging packs of 2 / 4; each packed input draws its own
+# samples, so the batch of 100 packed inputs holds 200 / 400 points, as in PacGAN's code), and the fast recipe
+# (experiment=mixture_fast), all x seeds 0-2. The two chains run side by side (one thread each), then the report.
+# Each `make study` writes a new dated folder under outputs/study/; earlier studies are kept.
+STUDY := outputs/study/$(shell date +%Y-%m-%d_%H-%M-%S)
+SEEDS := seed=0,1,2 trainer.enable_progress_bar=false callbacks.progress.every=600
+study: $(STAMP)  ## mode-collapse study: 60 toy runs, two chains of sweeps at once (~N min on 2 idle cores), then docs/results.md
+	mkdir -p $(STUDY)
+	@for d in ring8 grid25; do ( set -e; run() { OMP_NUM_THREADS=1 $(PY) train.py -m $(SEEDS) hydra.sweep.dir=$(STUDY)/$$1 \
+	    "$${@:2}" >> $(STUDY)/$$d.log 2>&1; }; \
+	  run mode_collapse_$$d experiment=mode_collapse_$$d model=gan,nsgan,lsgan,wgan,wgan_gp,sngan; \
+	  run pacgan2_$$d experiment=mode_collapse_$$d model=gan model.pack=2 data.batch_size=200; \
+	  run pacgan4_$$d experiment=mode_collapse_$$d model=gan model.pack=4 data.batch_size=400; \
+	  run mixture_fast_$$d experiment=mixture_fast data=$$d ) & pids="$$pids $$!"; \
 	done; ok=0; for p in $$pids; do wait $$p || ok=1; done; \
-	[ $$ok = 0 ] || { echo "study: a sweep failed, see $(STUDY)/mode_collapse_*.log"; exit 1; }
-	$(PY) report.py $(STUDY)/mode_collapse_ring8 $(STUDY)/mode_collapse_grid25 --out docs/results.md \
+	[ $$ok = 0 ] || { echo "study: a sweep failed, see $(STUDY)/*.log"; exit 1; }
+	$(PY) report.py $(STUDY)/*_ring8 $(STUDY)/*_grid25 --out docs/results.md \
 	  --intro docs/published_fid.md --intro docs/mode_collapse_intro.md
 
 clean:  ## remove run outputs (keeps .venv)

@@ -193,6 +193,13 @@ def test_image_runs_name_the_feature_network_and_n(image_run, report):
     assert row["val/fid final ↓"] == pm(fid[-1], float("nan")) and row["val/fid best"] == pm(min(fid), float("nan"))
 
 
+def test_toy_sections_state_the_mode_counting_settings(report):
+    text, _ = report  # the sweep's runs keep metrics.k = 3 and metrics.min_count = 1
+    assert ("Toy metrics on 500 generated samples (`metrics.toy_n`): `val/hq` is the fraction within 3.0 std of their "
+            "nearest mode (`metrics.k`), `val/modes` counts the modes nearest to at least 1 of those high-quality "
+            "samples (`metrics.min_count`") in text
+
+
 def test_intro_follows_the_title(report):
     text, _ = report
     assert text.startswith("# GAN runs report\n\nProtocol: **two gradient-penalty weights**, published W1 = 0.1.\n"
