@@ -118,6 +118,8 @@ def test_table_holds_mean_and_std_over_seeds_of_final_and_best(sweep, report):
             best = np.array([max(v) if higher else min(v) for v in values])
             assert row[f"{metric} final {'↑' if higher else '↓'}"] == pm(final.mean(), final.std(ddof=1))
             assert row[f"{metric} best"] == pm(best.mean(), best.std(ddof=1))
+        minutes = np.array([columns(f)["time/seconds"][-1][1] / 60 for f in folders])
+        assert row["minutes"] == pm(minutes.mean(), minutes.std(ddof=1))
     # the best W1 is the lowest of each run, not the highest (W1 moves in these runs)
     g = group(collect([sweep]))["ring8"][0]
     w1 = [[v for _, v in columns(r.path)["val/w1"]] for r in g.runs]

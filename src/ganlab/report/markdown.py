@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .collect import Group, Run, shared
-from .stats import HIGHER_IS_BETTER, aligned, is_toy, quality_metric, spearman, summarize, table_metrics
+from .stats import HIGHER_IS_BETTER, aligned, is_toy, mean_std, quality_metric, spearman, summarize, table_metrics
 
 
 def pm(mean: float, std: float) -> str:
@@ -54,12 +54,17 @@ def _metrics_table(groups: list[Group]) -> list[str]:
     metrics = table_metrics(groups)
     if not metrics:
         return ["No `val/*` sample-quality metrics were logged (metrics=none?).", ""]
-    header = ["group", "n"]
+    timed = any("time/seconds" in r.series for g in groups for r in g.runs)
+    header = ["group", "n"] + (["minutes"] if timed else [])
     for m in metrics:
         header += [f"{m} final {'↑' if HIGHER_IS_BETTER[m] else '↓'}", f"{m} best"]
     rows = []
     for g in groups:
         row = [g.label, str(len(g.runs))]
+        if timed:
+            ends = np.array([r.series["time/seconds"][1][-1] / 60 for r in g.runs if "time/seconds" in r.series])
+            row.append(pm(*mean_std(ends)) + ("" if len(ends) == len(g.runs) else f" (n={len(ends)})") if len(ends)
+                       else "—")
         for m in metrics:
             s = summarize(g, m)
             if s is None:
@@ -71,7 +76,9 @@ def _metrics_table(groups: list[Group]) -> list[str]:
     best = ", ".join(f"{m} {'highest' if HIGHER_IS_BETTER[m] else 'lowest'}" for m in metrics)
     return [f"Mean ± standard deviation (ddof=1) over the seeds of each group; n = completed runs. *final*: at the "
             f"run's last evaluation; *best*: the best evaluation of each run ({best}), then averaged. "
-            f"↑ / ↓: higher / lower is better.", "", *_table(header, rows)]
+            f"↑ / ↓: higher / lower is better." + (" *minutes*: each run's training time (`time/seconds` at its "
+            f"last row: wall-clock over its launches, evaluations included, on the machine that ran it)." if timed
+            else ""), "", *_table(header, rows)]
 
 
 def _critic(groups: list[Group], figure: str | None) -> list[str]:
