@@ -63,8 +63,8 @@ def _metrics_table(groups: list[Group]) -> list[str]:
         row = [g.label, str(len(g.runs))]
         if timed:
             ends = np.array([r.series["time/seconds"][1][-1] / 60 for r in g.runs if "time/seconds" in r.series])
-            row.append(pm(*mean_std(ends)) + ("" if len(ends) == len(g.runs) else f" (n={len(ends)})") if len(ends)
-                       else "—")
+            cell = pm(*mean_std(ends)) if len(ends) else "—"
+            row.append(cell + ("" if len(ends) in (0, len(g.runs)) else f" (n={len(ends)})"))
         for m in metrics:
             s = summarize(g, m)
             if s is None:
