@@ -38,6 +38,7 @@ def test_a_short_run_forgets_the_initial_weights():
     # would keep 0.999^20 = 98% of it
     assert ema.model.weight.item() > 0.999
 
+
 def test_update_count_is_checkpointed():
     g = torch.nn.Linear(3, 2)
     ema = EMA(g, decay=0.999)

@@ -88,8 +88,8 @@ def check_objective(cfg: DictConfig, direction: str | None = None) -> None:
         raise ConfigError(f"optimized_metric={name!r} is not a metric name: use one as logged in csv/metrics.csv, "
                           f"e.g. optimized_metric=val/w1 (toy data) or optimized_metric=val/fid (images)")
     higher = suite.HIGHER_IS_BETTER.get(name.removeprefix("val/")) if name.startswith("val/") else None
-    if isinstance(direction, str) and higher is not None and direction != ("maximize" if higher else "minimize"):
-        want = "maximize" if higher else "minimize"
+    want = None if higher is None else "maximize" if higher else "minimize"
+    if isinstance(direction, str) and want is not None and direction != want:
         raise ConfigError(f"optimized_metric={name} is better {'higher' if higher else 'lower'}, but "
                           f"hydra.sweeper.direction={direction}: set hydra.sweeper.direction={want}")
     if name not in TOY_METRICS + IMAGE_METRICS:
