@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 from ganlab.report import main
 from ganlab.report.collect import collect, group
 from ganlab.report.markdown import pm
-from ganlab.report.stats import rankdata, spearman, summarize
+from ganlab.report.stats import rankdata, spearman, summarize, table_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["iterations=40", "metrics.every=10", "metrics.toy_n=500", "net.g.hidden=32", "net.d.hidden=32",
@@ -139,6 +139,17 @@ def test_figures_are_valid_pngs(report):
         with Image.open(path) as im:
             assert im.format == "PNG" and min(im.size) > 100
             im.verify()
+
+
+def test_curves_plot_every_table_metric_against_iterations_and_time(sweep, image_run, report):
+    """Each metric of a data set's table gets a panel against the iteration and one against the time below it,
+    four metrics to a row of panel pairs (5 x 4 inches each at 100 dpi)."""
+    _, out = report
+    for data, groups in group(collect([sweep, image_run])).items():
+        n = len(table_metrics(groups))
+        assert n >= (3 if data == "ring8" else 8)  # toy: modes, hq, w1; images: fid, kid, classes, ..., coverage
+        with Image.open(out.parent / "study_files" / f"{data}_curves.png") as im:
+            assert im.size == (500 * min(n, 4), 400 * 2 * -(-n // 4))
 
 
 @pytest.mark.filterwarnings("ignore:An input array is constant")

@@ -12,14 +12,14 @@ from pathlib import Path
 from .collect import ReportError, collect, group
 from .markdown import render
 from .plots import critic_scatter, curves, montage
-from .stats import curve_metrics, quality_metric
+from .stats import quality_metric, table_metrics
 
 
 def figures_for(data: str, groups, folder: Path, base: Path) -> dict[str, str]:
     """Draw a data set's figures into `folder`; their paths relative to the report's folder `base`."""
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", data)
     made = {}
-    metrics = curve_metrics(groups)
+    metrics = table_metrics(groups)  # each against iterations and against time
     if metrics:
         made["curves"] = curves(groups, metrics, folder / f"{stem}_curves.png")
     if any(g.first.samples is not None for g in groups):

@@ -143,8 +143,8 @@ def dataset_section(data: str, groups: list[Group], figures: dict[str, str]) -> 
     lines += ["### Final and best metrics", "", *_metrics_table(groups)]
     if "curves" in figures:
         lines += ["### Curves", "", "Mean over the seeds of each group; the band spans their minimum and maximum. "
-                  "Top: against the iteration; below (runs that log `time/seconds`): against the training time, "
-                  "evaluations included, on the machine that ran them.",
+                  "Each metric of the table has two panels: against the iteration, and below it (runs that log "
+                  "`time/seconds`) against the training time, evaluations included, on the machine that ran them.",
                   "", f"![curves]({figures['curves']})", ""]
     if "samples" in figures:
         shown = [g for g in groups if g.first.samples is not None]

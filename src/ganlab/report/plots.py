@@ -23,33 +23,39 @@ def _wrap(label: str, width: int = 40) -> str:
     return "\n".join(textwrap.wrap(label, width, break_long_words=False, break_on_hyphens=False)) or label
 
 
-def curves(groups: list[Group], metrics: list[str], path: Path) -> Path:
-    """One panel per metric: per group the mean over seeds against the iteration, with a min-max band; below, the
-    same means against the training time (time/seconds: the mean over seeds of the time each evaluation was
-    logged at, metric evaluations included), when the runs logged it: a recipe's speed to quality."""
+def curves(groups: list[Group], metrics: list[str], path: Path, columns: int = 4) -> Path:
+    """Per metric two panels, one above the other: per group the mean over seeds against the iteration, with a
+    min-max band; below, the same means against the training time (time/seconds: the mean over seeds of the time
+    each evaluation was logged at, metric evaluations included), when the runs logged it: a recipe's speed to
+    quality. Metrics fill rows of `columns` such pairs."""
     timed = any("time/seconds" in r.series for g in groups for r in g.runs)
-    fig = Figure(figsize=(5 * len(metrics), 4 * (1 + timed)), dpi=100, layout="constrained")
-    axes = np.array(fig.subplots(1 + timed, len(metrics), squeeze=False))  # (rows, metrics)
-    for col, metric in enumerate(metrics):
+    per = 1 + timed  # panel rows per metric
+    cols, blocks = min(columns, len(metrics)), -(-len(metrics) // columns)
+    fig = Figure(figsize=(5 * cols, 4 * per * blocks), dpi=100, layout="constrained")
+    grid = np.array(fig.subplots(per * blocks, cols, squeeze=False))  # (per * blocks, cols)
+    for ax in grid.flat:
+        ax.set_visible(False)
+    for j, metric in enumerate(metrics):
+        axes = grid[per * (j // cols):per * (j // cols + 1), j % cols]  # (per,): by iteration, by time
         for i, g in enumerate(groups):
             c = curve(g, metric)
             if c is None:
                 continue
             steps, mean, lo, hi = c  # (T,) each
             color = f"C{i % 10}"
-            ax = axes[0, col]
-            ax.plot(steps, mean, color=color, marker="o", ms=3, label=f"{_wrap(g.label, 30)} (n={len(g.runs)})")
-            ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
+            axes[0].plot(steps, mean, color=color, marker="o", ms=3, label=f"{_wrap(g.label, 30)} (n={len(g.runs)})")
+            axes[0].fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
             minutes = times(g, steps)
             if timed and minutes is not None:
-                axes[1, col].plot(minutes, mean, color=color, marker="o", ms=3)
-                axes[1, col].fill_between(minutes, lo, hi, color=color, alpha=0.2, lw=0)
+                axes[1].plot(minutes, mean, color=color, marker="o", ms=3)
+                axes[1].fill_between(minutes, lo, hi, color=color, alpha=0.2, lw=0)
         title = f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)"
-        for row, xlabel in enumerate(["iteration", "training time (minutes)"][:1 + timed]):
-            axes[row, col].set_xlabel(xlabel)
-            axes[row, col].set_title(title)
-            axes[row, col].grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
+        for ax, xlabel in zip(axes, ["iteration", "training time (minutes)"]):
+            ax.set_visible(True)
+            ax.set_xlabel(xlabel)
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+    grid[0, 0].legend(fontsize=7)
     return _save(fig, path)
 
 

@@ -26,12 +26,6 @@ def table_metrics(groups: list[Group]) -> list[str]:
     return [k for k in names if any(k in r.series for g in groups for r in g.runs)]
 
 
-def curve_metrics(groups: list[Group]) -> list[str]:
-    """Plotted over steps: modes, hq and W1 on toy data, FID on images."""
-    wanted = ["val/modes", "val/hq", "val/w1"] if is_toy(groups) else ["val/fid"]
-    return [k for k in wanted if any(k in r.series for g in groups for r in g.runs)]
-
-
 def final_and_best(run: Run, metric: str) -> tuple[float, float] | None:
     """The metric at the run's last evaluation, and its best value over the evaluations (lowest for fid / kid /
     w1, highest for the others); None when the run never logged it."""
