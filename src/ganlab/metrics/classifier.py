@@ -88,10 +88,12 @@ class ClassifierFeatures(nn.Module):
         return self.net.features(flat).reshape(len(x), -1)  # (N, k * 256)
 
     @torch.no_grad()
-    def predict(self, x: Tensor) -> Tensor:
-        """Class of each image (N,): with k grey channels the digits of the k-tuple in base `classes`."""
-        flat, k = self._per_channel(x)
-        labels = self.net(flat).argmax(1).reshape(len(x), k)  # (N, k)
+    def predict(self, x: Tensor, batch_size: int = 500) -> Tensor:
+        """Class of each image (N,): with k grey channels the digits of the k-tuple in base `classes`. In batches:
+        the activations of N = 26,000 stacked images at once take ~10 GB."""
+        flat, k = self._per_channel(x)  # (N k, 1, H, W) or (N, C, H, W)
+        labels = torch.cat([self.net(flat[i:i + batch_size]).argmax(1)
+                            for i in range(0, len(flat), batch_size)]).reshape(len(x), k)  # (N, k)
         base = self.net.config["classes"] ** torch.arange(k - 1, -1, -1, device=labels.device)  # (k,)
         return (labels * base).sum(1)
 
