@@ -140,7 +140,7 @@ def test_grey_classifier_reads_stacked_channels_as_class_triples(idx_root, fixtu
     rgb = torch.cat([x[:8], x[8:16], x[16:24]], dim=1)  # (8, 3, 32, 32)
     assert torch.equal(feats.predict(rgb), 100 * labels[:8] + 10 * labels[8:16] + labels[16:24])
     assert feats(rgb).shape == (8, 3 * 256)
-    # in batches (26,000 stacked images at once took ~10 GB): the same labels, in order, at any batch size
+    # in batches (26,000 stacked images at once held 12 GB): the same labels, in order, at any batch size
     with torch.no_grad():
         whole = feats.net(x).argmax(1)  # (256,) in one pass
     for batch_size in (1, 7, 256):
