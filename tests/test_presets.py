@@ -84,6 +84,7 @@ EXPERIMENT_DATA = {
     "wgan_lsun": lambda d: [f"data.path={d['folder']}", *ON_DISK, *SMALL_CONV],
     "wgan_gp_cifar10": lambda d: [f"data.root={d['cifar']}", *SMALL_CONV],
     "sngan_cifar10": lambda d: [f"data.root={d['cifar']}", *SMALL_CONV],
+    "fmnist_fast": lambda d: [f"data.root={d['idx']}", *SMALL_CONV],
 }
 
 
