@@ -1,5 +1,6 @@
 """The EMA generator (ema.py) against a plain-Python reference of TensorFlow's warm-up rule
-d_t = min(decay, (1 + t) / (10 + t)), and its update count surviving a state_dict round trip."""
+d_t = min(decay, (1 + t) / (10 + t)), its update count surviving a state_dict round trip, and its standing
+BatchNorm statistics against an independent computation."""
 import torch
 
 from ganlab.ema import EMA
@@ -47,3 +48,76 @@ def test_update_count_is_checkpointed():
     again = EMA(g, decay=0.999)
     again.load_state_dict(ema.state_dict())
     assert again.updates.item() == 7
+
+
+class TinyG(torch.nn.Module):
+    """z (B, 4) -> Linear -> BatchNorm1d -> (B, 3), with a non-BatchNorm buffer (as spectral norm's u)."""
+
+    def __init__(self):
+        super().__init__()
+        self.z_dim = 4
+        self.fc = torch.nn.Linear(4, 3)
+        self.bn = torch.nn.BatchNorm1d(3)
+        self.register_buffer("u", torch.zeros(3))
+
+    def forward(self, z, y=None):
+        return self.bn(self.fc(z))
+
+
+def trained_pair(steps: int = 5):
+    torch.manual_seed(0)
+    g = TinyG()
+    ema = EMA(g, decay=0.9)
+    g.train()
+    for step in range(steps):
+        with torch.no_grad():
+            g.fc.weight.add_(0.3 * torch.randn_like(g.fc.weight))
+            g.u.fill_(step)
+        g(torch.randn(32, 4) * 3 + 1)  # G's running statistics move with G's own batches
+        ema.update(g)
+    return g, ema
+
+
+def test_standing_statistics_are_the_copys_own_batch_statistics_of_fixed_latents():
+    from ganlab.ema import STANDING_BATCH, STANDING_N, STANDING_SEED
+    from ganlab.sampling import latents
+    g, ema = trained_pair()
+    copy = ema.calibrated()
+    assert not copy.training
+    # independently: the copy's pre-BatchNorm activations of the fixed latents, batch by batch
+    h = torch.nn.functional.linear(latents(STANDING_N, 4, STANDING_SEED), copy.fc.weight, copy.fc.bias)
+    batches = h.reshape(STANDING_N // STANDING_BATCH, STANDING_BATCH, 3)
+    torch.testing.assert_close(copy.bn.running_mean, batches.mean(1).mean(0))
+    torch.testing.assert_close(copy.bn.running_var, batches.var(1, unbiased=True).mean(0))
+    assert not torch.allclose(copy.bn.running_mean, g.bn.running_mean, atol=1e-2)  # not G's statistics
+    assert copy.bn.momentum == g.bn.momentum  # restored after the calibration
+    assert torch.equal(copy.u, g.u)  # other buffers are still G's
+
+
+def test_checkpoints_hold_standing_statistics_and_a_resumed_copy_computes_the_same():
+    g, ema = trained_pair()
+    state = ema.state_dict()  # a checkpoint calibrates first
+    torch.testing.assert_close(state["model.bn.running_mean"], ema.calibrated().bn.running_mean)
+    again = EMA(TinyG(), decay=0.9)
+    again.load_state_dict(state)
+    again.model.bn.running_mean.fill_(5.0)  # whatever statistics it held: they are recomputed from the weights
+    g.train()
+    g(torch.randn(32, 4))
+    for e in (ema, again):
+        e.update(g)
+    torch.testing.assert_close(again.calibrated().bn.running_mean, ema.calibrated().bn.running_mean)
+    torch.testing.assert_close(again.calibrated().bn.running_var, ema.calibrated().bn.running_var)
+
+
+def test_a_sync_batchnorm_copy_calibrates_alone_as_a_plain_one(monkeypatch):
+    _, ema = trained_pair()
+    plain = ema.calibrated().bn.running_var.clone()
+    ema.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(ema.model)  # as trainer.sync_batchnorm=true
+    ema.calibrated_at = -1
+
+    def all_reduce(*_):  # SyncBatchNorm's own forward would wait on the other ranks: rank 0 samples alone
+        raise AssertionError("the calibration ran SyncBatchNorm's synchronising forward")
+    monkeypatch.setattr(torch.nn.SyncBatchNorm, "forward", all_reduce)
+    synced = ema.calibrated()
+    assert isinstance(synced.bn, torch.nn.SyncBatchNorm) and "forward" not in synced.bn.__dict__
+    torch.testing.assert_close(synced.bn.running_var, plain)

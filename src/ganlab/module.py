@@ -180,7 +180,7 @@ class GANModule(L.LightningModule):
         """n samples (n, *shape) from the EMA generator if kept, else G, in eval mode, on the fixed latents of
         `seed`: sampling.generate, as sample.py and evaluate.py draw a checkpoint's generator (latents on the
         CPU, their own RNG, so sampling never disturbs the training's random stream)."""
-        g = self.ema.model if self.ema is not None else self.generator
+        g = self.ema.calibrated() if self.ema is not None else self.generator
         was_training = g.training
         g.eval()
         try:

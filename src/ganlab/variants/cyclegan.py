@@ -139,7 +139,7 @@ class CycleGAN(GANModule):
     @torch.no_grad()
     def translate(self, direction: str, x: Tensor, batch_size: int = 256) -> Tensor:
         """x (N, C, H, W) translated by G_ab ("ab") or G_ba ("ba") (their EMA copies if kept), in eval mode."""
-        nets = self.ema.model if self.ema is not None else self.generator
+        nets = self.ema.calibrated() if self.ema is not None else self.generator
         g = nets[direction]
         was_training = g.training
         g.eval()

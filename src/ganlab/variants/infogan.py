@@ -85,7 +85,7 @@ class InfoGAN(GANModule):
         """Images (K * V, *shape) for a latent-traversal grid, V = columns: one row per category, one column per
         value of continuous code `code` (evenly from -2 to 2), every other latent fixed (one z drawn from `seed`).
         code=None: the columns are V different draws of z instead."""
-        g = self.ema.model if self.ema is not None else self.generator
+        g = self.ema.calibrated() if self.ema is not None else self.generator
         was_training = g.training
         g.eval()
         rows = max(self.categorical, 1)
