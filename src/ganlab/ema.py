@@ -9,7 +9,7 @@ updated on the device (CUDA-graph safe, trainer=fast).
 
 BatchNorm statistics are not G's: G's running means and variances belong to G's weights, not to their average
 (on Fashion-MNIST at 4,000 iterations, the EMA copy with G's statistics scored classifier FID 86.5, with its own
-80.4). So a noise-driven G's copy gets "standing statistics" (Brock et al. 2019, BigGAN, Sec. 3.1 and App. C):
+80.4). So a noise-driven G's copy gets "standing statistics" (BigGAN-PyTorch's `--accumulate_stats`, Brock et al. 2019):
 before anything reads it (`calibrated()`: sampling, metrics; and every state_dict, so checkpoints hold them),
 its BatchNorm layers are reset and run in training mode over STANDING_N fixed latents (sampling.latents, seed
 STANDING_SEED) in batches of STANDING_BATCH, averaging the batches' statistics (momentum None). That is a pure
