@@ -3,7 +3,7 @@ written here, in one process, same inputs, reported as ratios (docs/performance.
 
 Cases:
 - `toy`: the training step, MLP nets on grid25, CPU (step.py).
-- `dcgan32`: the training step of the default experiment (DCGAN, Fashion-MNIST 32x32, Adam), CPU (step.py).
+- `dcgan32`: the training step of the DCGAN preset (Fashion-MNIST 32x32, Adam), CPU (step.py).
 - `toy` also times `toy_fast`: the same with trainer.fast=true (the static step, without CUDA graphs on a CPU).
 - `wgan_gp64`: the training step of a 64x64 DCGAN WGAN-GP (n_critic 5, gradient penalty), batch 64 and 256, ganlab
   eager (fp32), bf16 and trainer=fast against the same plain fp32 loop; GPU only (a "skipped: needs a GPU" line per
