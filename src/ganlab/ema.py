@@ -65,7 +65,7 @@ class EMA(nn.Module):
     def calibrated(self) -> nn.Module:
         """The copy, in eval mode, its BatchNorm statistics computed for its present weights (standing)."""
         if not self.standing or self.calibrated_at == int(self.updates):
-            return self.model
+            return self.model.eval()
         norms = [m for m in self.model.modules() if isinstance(m, BATCHNORMS)]
         for m in norms:
             m.reset_running_stats()
