@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from ganlab.config import ConfigError
 from ganlab.sampling import generate, load_generator
@@ -136,3 +137,16 @@ def test_other_image_sets_train(tmp_path, idx_root, cifar_root, data):
     train(make_cfg(tmp_path, f"data={data}", f"data.root={root}", "iterations=2", "net.g.ch=8", "net.d.ch=8",
                    "data.batch_size=16"))
     check_run(tmp_path, 2)
+
+
+@pytest.mark.parametrize("model", ["wgan_gp", "dcgan"])
+def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_path, model):
+    """`make train ARGS="model=X"` is `train.py experiment=fmnist_fast model=X`: X's preset as it is (its loss,
+    optimizer, EMA), only the experiment's length and metric cadence on top (the recipe is model=dcgan_fast)."""
+    alone = OmegaConf.to_container(make_cfg(tmp_path, f"model={model}"))
+    inside = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast", f"model={model}"))
+    for key in ("model", "optim", "loss", "regularizer", "net", "data"):
+        assert inside.get(key) == alone.get(key), key
+    assert inside["iterations"] == 3000 and inside["metrics"]["every"] == 1000
+    recipe = make_cfg(tmp_path, "experiment=fmnist_fast")
+    assert recipe.model.ema_decay == 0.999 and recipe.optim.d.lr == 8e-4 and recipe.optim.g.lr == 4e-4
