@@ -44,8 +44,8 @@ class EMA(nn.Module):
         norms = {name for name, m in model.named_modules() if isinstance(m, BATCHNORMS)}
         self.standing = bool(norms) and hasattr(model, "z_dim")  # BatchNorm in a G drawn from latents
         # names of the buffers copied from G: all but the BatchNorm statistics when they are standing ones
-        self.copied = [name for name, _ in model.named_buffers()
-                       if not (self.standing and name.rpartition(".")[0] in norms)]
+        self.copied = {name for name, _ in model.named_buffers()
+                       if not (self.standing and name.rpartition(".")[0] in norms)}
         self.calibrated_at = -1  # the update count the BatchNorm statistics were computed at (-1: never)
         self.register_state_dict_pre_hook(lambda module, prefix, keep_vars: module.calibrated())
 
@@ -56,10 +56,9 @@ class EMA(nn.Module):
         keep = ((1 + t) / (10 + t)).clamp(max=self.decay)  # () float: d_t
         torch._foreach_lerp_(ema_p, [q.detach() for q in p], (1 - keep).to(ema_p[0].dtype))
         t.add_(1)
-        live = dict(model.named_buffers())
-        own = dict(self.model.named_buffers())
-        for name in self.copied:
-            own[name].copy_(live[name])
+        for (name, own), (_, live) in zip(self.model.named_buffers(), model.named_buffers()):
+            if name in self.copied:
+                own.copy_(live)
 
     @torch.no_grad()
     def calibrated(self) -> nn.Module:
@@ -67,16 +66,16 @@ class EMA(nn.Module):
         if not self.standing or self.calibrated_at == int(self.updates):
             return self.model.eval()
         norms = [m for m in self.model.modules() if isinstance(m, BATCHNORMS)]
+        momenta = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
-            m.momentum, m.saved_momentum = None, m.momentum  # None: the cumulative mean over the batches
+            m.momentum = None  # the cumulative mean over the batches
             if isinstance(m, nn.SyncBatchNorm):  # the copy's statistics are this process's alone (no all-reduce
                 m.forward = types.MethodType(nn.BatchNorm2d.forward, m)  # on the rank that samples)
         device = next(self.model.parameters()).device
         generate(self.model.train(), STANDING_N, STANDING_SEED, STANDING_BATCH, device)
-        for m in norms:
-            m.momentum = m.saved_momentum
-            del m.saved_momentum
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
             m.__dict__.pop("forward", None)
         self.calibrated_at = int(self.updates)
         return self.model.eval()
