@@ -96,7 +96,7 @@ def test_standing_statistics_are_the_copys_own_batch_statistics_of_fixed_latents
 
 def test_checkpoints_hold_standing_statistics_and_a_resumed_copy_computes_the_same():
     g, ema = trained_pair()
-    state = ema.state_dict()  # a checkpoint calibrates first
+    state = {k: v.clone() for k, v in ema.state_dict().items()}  # a checkpoint calibrates first (clones: what it wrote)
     torch.testing.assert_close(state["model.bn.running_mean"], ema.calibrated().bn.running_mean)
     again = EMA(TinyG(), decay=0.9)
     again.load_state_dict(state)
