@@ -60,7 +60,11 @@ STEP_CASES: dict[str, list[StepCase]] = {
                      "CUDA graphs, one finite check per logged row)", ("data=grid25", "trainer.fast=true"), "cpu",
                      warmup=5, seconds=3.0, repeats=5)],
     "dcgan32": [StepCase("dcgan32", "dcgan32: DCGAN ch 64, Fashion-MNIST 32x32, NS loss, Adam, batch 64, cpu",
-                         (), "cpu", warmup=2, seconds=6.0, repeats=5)],
+                         (), "cpu", warmup=2, seconds=6.0, repeats=5),
+                StepCase("dcgan32_fast", "dcgan32_fast: the dcgan32 case with trainer=fast (on a CPU: bf16 autocast "
+                         "and channels-last, which oneDNN runs on AMX / AVX-512 bf16 units where the CPU has them; "
+                         "no CUDA graphs) against the same plain fp32 loop", ("trainer=fast",), "cpu", warmup=2,
+                         seconds=6.0, repeats=5)],
     "wgan_gp64": [StepCase(f"wgan_gp64_b{b}_{mode}", f"wgan_gp64: DCGAN 64x64 WGAN-GP, n_critic 5, batch {b}, cuda, "
                            f"ganlab {mode}", ("model=wgan_gp", "data.size=64", f"data.batch_size={b}", *extra),
                            "cuda", warmup=10, seconds=3.0, repeats=5)
