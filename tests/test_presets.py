@@ -35,9 +35,9 @@ def test_presets_are_all_here():
     assert set(PRESETS) >= {"gan", "nsgan", "dcgan", "lsgan", "wgan", "wgan_gp", "sngan", "cgan", "acgan", "infogan"}
 
 
-# Presets that cannot run on toy data (class labels, image-to-image nets) run on images only, some with data
-# and nets of their own, small.
-IMAGES_ONLY = {"cgan", "acgan", "sgan", "biggan_small", "cyclegan"}
+# Presets that cannot run on toy data (class labels, image-to-image nets, DCGAN net widths) run on images only, some
+# with data and nets of their own, small.
+IMAGES_ONLY = {"cgan", "acgan", "sgan", "biggan_small", "cyclegan", "dcgan_fast"}
 TOY_NETS = {"sngan": ["net=mlp"], "r3gan": ["net=mlp"]}  # presets whose own nets are convolutional: MLPs on toy points
 OWN_IMAGES = {
     "cyclegan": lambda root: ["data=sneaker2boot", f"data.root={root}", "net.g.ch=8", "net.g.blocks=2", "net.d.ch=8",
@@ -142,11 +142,14 @@ def test_other_image_sets_train(tmp_path, idx_root, cifar_root, data):
 @pytest.mark.parametrize("model", ["wgan_gp", "dcgan"])
 def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_path, model):
     """`make train ARGS="model=X"` is `train.py experiment=fmnist_fast model=X`: X's preset as it is (its loss,
-    optimizer, EMA), only the experiment's length and metric cadence on top (the recipe is model=dcgan_fast)."""
+    optimizer, EMA, net widths), only the experiment's length, metric cadence and trainer (bf16) on top (the recipe,
+    critic width included, is model=dcgan_fast)."""
     alone = OmegaConf.to_container(make_cfg(tmp_path, f"model={model}"))
     inside = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast", f"model={model}"))
     for key in ("model", "optim", "loss", "regularizer", "net", "data"):
         assert inside.get(key) == alone.get(key), key
-    assert inside["iterations"] == 3000 and inside["metrics"]["every"] == 1000
+    assert inside["iterations"] == 9000 and inside["metrics"]["every"] == 3000
+    assert inside["trainer"]["fast"] and inside["trainer"]["precision"] == "bf16-mixed"  # the experiment's trainer
     recipe = make_cfg(tmp_path, "experiment=fmnist_fast")
     assert recipe.model.ema_decay == 0.999 and recipe.optim.d.lr == 8e-4 and recipe.optim.g.lr == 4e-4
+    assert recipe.net.d.ch == 32 and recipe.net.g.ch == 64
