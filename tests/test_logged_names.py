@@ -7,7 +7,7 @@ from hydra.utils import get_class
 from ganlab.train import train
 
 from .conftest import make_cfg, read_metrics
-from .test_presets import PRESETS, preset_overrides
+from .test_presets import IMAGES_ONLY, PRESETS, preset_overrides
 
 EXTRA = {  # presets whose names depend on more than the preset: a penalty per critic, the skip counter, ...
     "cyclegan": ["regularizer=[r1]"],
@@ -18,7 +18,7 @@ EXTRA = {  # presets whose names depend on more than the preset: a penalty per c
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_a_run_logs_the_names_its_module_declares(tmp_path, idx_root, preset):
-    toy = preset not in {"cgan", "acgan", "sgan", "biggan_small", "cyclegan"}
+    toy = preset not in IMAGES_ONLY
     overrides = [f"model={preset}", *preset_overrides(preset, "toy" if toy else "images", idx_root),
                  *(["data.labelled=2"] if preset == "sgan" else []), *EXTRA.get(preset, []), "iterations=2"]
     cfg = make_cfg(tmp_path, *overrides)

@@ -86,6 +86,7 @@ EXPERIMENT_DATA = {
     "wgan_gp_cifar10": lambda d: [f"data.root={d['cifar']}", *SMALL_CONV],
     "sngan_cifar10": lambda d: [f"data.root={d['cifar']}", *SMALL_CONV],
     "fmnist_fast": lambda d: [f"data.root={d['idx']}", *SMALL_CONV],
+    "fmnist_best": lambda d: [f"data.root={d['idx']}", *SMALL_CONV],
 }
 
 
@@ -153,3 +154,15 @@ def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_pa
     recipe = make_cfg(tmp_path, "experiment=fmnist_fast")
     assert recipe.model.ema_decay == 0.999 and recipe.optim.d.lr == 8e-4 and recipe.optim.g.lr == 4e-4
     assert recipe.net.d.ch == 32 and recipe.net.g.ch == 64
+
+
+def test_fmnist_best_is_make_trains_recipe_for_an_hour(tmp_path):
+    """experiment=fmnist_best changes only the length of fmnist_fast's run (and its metric cadence, time bound)."""
+    fast = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast"))
+    best = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_best"))
+    for key in ("model", "optim", "loss", "regularizer", "net", "data", "augment"):
+        assert best.get(key) == fast.get(key), key
+    assert best["iterations"] == 40000 and best["metrics"]["every"] == 5000
+    assert best["trainer"]["max_time"] == "00:00:58:00"
+    assert {k: v for k, v in best["trainer"].items() if k != "max_time"} == \
+        {k: v for k, v in fast["trainer"].items() if k != "max_time"}
