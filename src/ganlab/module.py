@@ -393,8 +393,9 @@ class GANModule(L.LightningModule):
         self._fast = FastStep(self)
         if not self._fast.capture:
             rank_zero_info("trainer.fast: no CUDA device, so no CUDA graphs: the static step runs eagerly (one finite "
-                           "check per logged row); its speed-up on a CPU comes from bf16 and channels-last, where the "
-                           "CPU has bf16 units (AMX / AVX-512 BF16; make bench's dcgan32_fast row measures it)")
+                           "check per logged row); its speed-up on a CPU comes from bf16 (on CPUs with bf16 units: "
+                           "trainer.precision=auto, precision.py) and channels-last; make bench's dcgan32_fast row "
+                           "measures it")
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, y = batch  # (B, *shape), (B,) or None

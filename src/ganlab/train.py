@@ -25,6 +25,7 @@ from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
 from .divergence import Diverged
 from .fast import check_fast
+from .precision import resolve_precision
 from .strategy import strategy_for, world_size
 from .sweep import FAILED_OBJECTIVE, check_objective, objective, write_error, write_status
 
@@ -118,6 +119,7 @@ def start_iteration(ckpt: str | None) -> int:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
+    resolve_precision(cfg)  # trainer.precision=auto -> bf16-mixed or 32-true for this machine (Lightning has no auto)
     check_config(cfg)
     strategy_for(cfg.trainer)  # refuses strategies other than auto / ddp before anything is built
     if cfg.trainer.get("fast"):

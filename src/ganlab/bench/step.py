@@ -34,6 +34,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from ..config import build, check_config
+from ..precision import resolve_precision
 from ..train import CONF_DIR, build_module, build_trainer
 from .common import PeakMemory, count_flops, cpu_peak, fmt_mib, gpu_peak, median_spread, sync
 
@@ -87,6 +88,7 @@ def compose_cfg(case: StepCase, out_dir: str, seed: int, root: str | None, extra
         overrides.append(f"data.root={root}")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
+    resolve_precision(cfg)
     check_config(cfg)
     return cfg
 
