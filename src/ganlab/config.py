@@ -157,6 +157,10 @@ def _targets(node: DictConfig, key: str = ""):
             yield from _targets(child, f"{key}.{name}" if key else str(name))
 
 
+# Values ganlab resolves before the object is built, beside those its constructor's annotation allows
+RESOLVED_HERE = {"trainer.precision": ("auto",)}  # precision.py: bf16-mixed or 32-true for this machine
+
+
 def check_types(cfg: DictConfig) -> None:
     """Each value of a node with a `_target_` against the annotation of the parameter it is passed to."""
     for key, node in _targets(cfg):
@@ -169,6 +173,8 @@ def check_types(cfg: DictConfig) -> None:
                 continue
             what, optional = expects
             value, full = node[name], f"{key}.{name}"
+            if isinstance(what, tuple):
+                what = (*what, *RESOLVED_HERE.get(full, ()))
             if value is None and optional:
                 continue
             number = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -57,7 +57,8 @@ def resolve_precision(cfg: DictConfig) -> None:
         if not native and not trains_on_cuda(cfg):
             rank_zero_info("trainer.precision=auto: this CPU has no bf16 units (no avx512_bf16 / amx_bf16 / bf16 in "
                            "/proc/cpuinfo), so the run trains in 32-true (bf16 would be emulated, many times slower)")
-    elif precision.startswith(("bf16", "16")) and not trains_on_cuda(cfg) and not cpu_has_bf16():  # a CPU's fp16 is bf16
+    # Lightning runs a CPU's 16-mixed as bf16 too
+    elif precision.startswith(("bf16", "16")) and not trains_on_cuda(cfg) and not cpu_has_bf16():
         rank_zero_warn(f"trainer.precision={precision} on a CPU without bf16 units (no avx512_bf16 / amx_bf16 / bf16 "
                        f"in /proc/cpuinfo): bf16 is emulated there, many times slower than fp32; use "
                        f"trainer.precision=32-true (or auto)")

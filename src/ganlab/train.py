@@ -119,8 +119,8 @@ def start_iteration(ckpt: str | None) -> int:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    resolve_precision(cfg)  # trainer.precision=auto -> bf16-mixed or 32-true for this machine (Lightning has no auto)
     check_config(cfg)
+    resolve_precision(cfg)  # trainer.precision=auto -> bf16-mixed or 32-true for this machine (Lightning has no auto)
     strategy_for(cfg.trainer)  # refuses strategies other than auto / ddp before anything is built
     if cfg.trainer.get("fast"):
         check_fast(cfg, world_size(cfg.trainer))

@@ -63,7 +63,7 @@ BAD = [
     (["data=grid25", "data.side=2.5"], r"^data\.side must be a whole number, got 2\.5"),
     (["data=gauss1d", "data.mu=abc"], r"^data\.mu must be a number, got 'abc'"),
     (["data=fashion_mnist", "data.download=maybe"], r"^data\.download must be true or false"),
-    (["trainer.precision=17"], r"^trainer\.precision must be one of .*bf16-mixed.*, got 17"),
+    (["trainer.precision=17"], r"^trainer\.precision must be one of .*bf16-mixed.*, auto, got 17"),
     (["trainer.sync_batchnorm=maybe"], r"^trainer\.sync_batchnorm must be true or false"),
     (["trainer.fast=maybe"], r"^trainer\.fast must be true or false, got 'maybe'"),
     (["callbacks.samples.every=2.5"], r"^callbacks\.samples\.every must be a whole number, got 2\.5"),
@@ -111,7 +111,7 @@ GOOD = [
     ["regularizer=[noise]", "regularizer.noise.anneal_steps=0"], ["regularizer=[gp]", "regularizer.gp.weight=0"],
     ["model=ebgan", "model.lambda_pt=0"], ["model=infogan", "model.categorical=0"], ["optim=rmsprop", "+optim.g.alpha=0"],
     ["data=fashion_mnist", "data.labelled=null"], ["data=fashion_mnist", "data.labelled=5"],
-    ["metrics=default", "metrics.k=2"], ["trainer=fast"], ["model.on_nonfinite=skip"],
+    ["metrics=default", "metrics.k=2"], ["trainer=fast"], ["trainer.precision=auto"], ["model.on_nonfinite=skip"],
     *[[f"model={p}"] for p in PRESETS], *[[f"experiment={e}"] for e in EXPERIMENTS],
 ]
 

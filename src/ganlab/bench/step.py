@@ -62,8 +62,8 @@ STEP_CASES: dict[str, list[StepCase]] = {
                      warmup=5, seconds=3.0, repeats=5)],
     "dcgan32": [StepCase("dcgan32", "dcgan32: DCGAN ch 64, Fashion-MNIST 32x32, NS loss, Adam, batch 64, cpu",
                          (), "cpu", warmup=2, seconds=6.0, repeats=5),
-                StepCase("dcgan32_fast", "dcgan32_fast: the dcgan32 case with trainer=fast (on a CPU: bf16 autocast "
-                         "and channels-last, which oneDNN runs on AMX / AVX-512 bf16 units where the CPU has them; "
+                StepCase("dcgan32_fast", "dcgan32_fast: the dcgan32 case with trainer=fast (on a CPU: channels-last, "
+                         "and bf16 autocast where the CPU has AMX / AVX-512 bf16 units, trainer.precision=auto; "
                          "no CUDA graphs) against the same plain fp32 loop", ("trainer=fast",), "cpu", warmup=2,
                          seconds=6.0, repeats=5)],
     "wgan_gp64": [StepCase(f"wgan_gp64_b{b}_{mode}", f"wgan_gp64: DCGAN 64x64 WGAN-GP, n_critic 5, batch {b}, cuda, "
@@ -88,8 +88,8 @@ def compose_cfg(case: StepCase, out_dir: str, seed: int, root: str | None, extra
         overrides.append(f"data.root={root}")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    resolve_precision(cfg)
     check_config(cfg)
+    resolve_precision(cfg)
     return cfg
 
 
