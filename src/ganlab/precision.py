@@ -6,7 +6,9 @@ oneDNN uses for convolutions and matmuls. A CPU without them emulates bf16 and r
 2-core AMD EPYC with AVX2 only, the DCGAN step of `experiment=fmnist_fast` ran 0.2 iterations/s in bf16-mixed
 against 3.3 in 32-true (the same step ran 12.8 and 7.2 on a 2-core Xeon with AMX). So `auto` is resolved once per
 run, before anything is built, from the machine the run trains on; the resolved value is the one the run's config
-records (hparams, checkpoint). An explicit `trainer.precision=bf16-mixed` on a CPU without bf16 units is kept, with
+records (hparams, checkpoint), so the same command continues a run on the same machine (train.main resolves before
+resume.plan compares), and on a machine of the other kind it is refused, naming trainer.precision (pass the
+recorded value to go on). An explicit `trainer.precision=bf16-mixed` on a CPU without bf16 units is kept, with
 one warning saying what it costs.
 """
 from __future__ import annotations

@@ -169,6 +169,8 @@ def main(cfg: DictConfig) -> float | None:
         sweep_dir = Path(run_dir).parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
         sys.argv.append(f'hydra.sweep.dir="{sweep_dir}"')
     try:  # the folder's run first: an error here is about that run, whose status.json stays as it is
+        # its checkpoint holds the precision it resolved (precision.py): compare with this machine's
+        resolve_precision(cfg)
         plan = resume.plan(cfg, run_dir, overrides, clean=record)
         if plan.completed is not None:  # the same command again, or a relaunched sweep: nothing to do
             if record:
