@@ -39,7 +39,7 @@ train: setup classifier  ## train the default experiment, fmnist_fast (DCGAN + E
 	$(PY) train.py experiment=fmnist_fast $(ARGS)
 
 test: setup  ## run the test suite (includes short real trainings that check learned behaviour)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q --durations=25 $(ARGS)
 
 bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench/
 	$(PY) -m ganlab.bench $(ARGS)
