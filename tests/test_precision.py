@@ -16,7 +16,8 @@ from ganlab.precision import cpu_has_bf16
 from .conftest import make_cfg, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-TOY = ["data=ring8", "net.g.hidden=32", "net.d.hidden=32", "iterations=2", "trainer.accelerator=cpu"]
+TOY_DATA = ["data=ring8", "net.g.hidden=32", "net.d.hidden=32"]
+TOY = [*TOY_DATA, "iterations=2", "trainer.accelerator=cpu"]
 XEON_AMX = ("flags\t\t: fpu vme sse sse2 avx avx2 avx512f avx512bw avx512_bf16 avx512_fp16 amx_bf16 amx_tile "
             "amx_int8\n")
 EPYC_AVX2 = "flags\t\t: fpu vme sse sse2 ssse3 fma avx avx2 bmi1 bmi2 sha_ni clzero\n"
@@ -80,7 +81,7 @@ def test_the_same_command_continues_a_trainer_fast_run(tmp_path):
     """The run's checkpoint records the resolved precision (32-true or bf16-mixed), the command says auto: the
     folder's run must still be this command's run (train.py resolves before resume.plan compares)."""
     out = tmp_path / "run"
-    command = [sys.executable, str(ROOT / "train.py"), *TOY[:-2], "iterations=3", "trainer=fast",
+    command = [sys.executable, str(ROOT / "train.py"), *TOY_DATA, "iterations=3", "trainer=fast",
                "trainer.enable_progress_bar=false", "metrics=none", f"hydra.run.dir={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -143,9 +143,8 @@ def test_other_image_sets_train(tmp_path, idx_root, cifar_root, data):
 @pytest.mark.parametrize("model", ["wgan_gp", "dcgan"])
 def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_path, model):
     """`make train ARGS="model=X"` is `train.py experiment=fmnist_fast model=X`: X's preset as it is (its loss,
-    optimizer, EMA, net widths), only the experiment's length, time limit, metric cadence and trainer (trainer=fast) on
-    top (the recipe,
-    critic width included, is model=dcgan_fast)."""
+    optimizer, EMA, net widths), only the experiment's length, time limit, metric cadence and trainer (trainer=fast)
+    on top (the recipe, critic width included, is model=dcgan_fast)."""
     alone = OmegaConf.to_container(make_cfg(tmp_path, f"model={model}"))
     inside = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast", f"model={model}"))
     for key in ("model", "optim", "loss", "regularizer", "net", "data"):
