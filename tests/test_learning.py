@@ -21,11 +21,17 @@ def test_critic_estimates_the_exact_w1_between_gaussians(tmp_path, mu, sigma):
 
 
 @pytest.mark.slow
-def test_wgan_gp_covers_the_grid(tmp_path):
-    """VEEGAN / PacGAN protocol on grid25: modes with a high-quality sample and the high-quality fraction."""
-    metrics = train(make_cfg(tmp_path, "experiment=grid25_wgan_gp", "trainer.log_every_n_steps=100"))
-    assert metrics["val/modes"] >= 20, metrics
-    assert metrics["val/hq"] >= 0.70, metrics
+def test_the_toy_recipe_covers_the_grid(tmp_path):
+    """VEEGAN / PacGAN protocol on grid25, counting a mode only where >= 20 of 2,500 samples are high quality and
+    nearest to it: experiment=mixture_fast, shortened to 5,000 iterations (its learning rate decays to 0 over
+    them), holds >= 23 modes at >= 60% high quality. Measured: 25 modes at 71% (seed 0), 24 at 73% (seed 1), ~3
+    CPU minutes each on a slow 2-core machine; its full 40,000 iterations are make study's. This replaced a
+    10,000-iteration WGAN-GP run (16 minutes there, a quarter of the suite); the WGAN critic's learning is
+    test_critic_estimates_the_exact_w1's."""
+    metrics = train(make_cfg(tmp_path, "experiment=mixture_fast", "iterations=5000", "metrics.every=5000",
+                             "trainer.log_every_n_steps=100"))
+    assert metrics["val/modes"] >= 23, metrics
+    assert metrics["val/hq"] >= 0.60, metrics
 
 
 @pytest.mark.slow
