@@ -112,7 +112,7 @@ class Stop(L.Callback):
                 print(f"ganlab: interrupted by {signal.Signals(reason).name} at iteration {pl_module.iteration}; "
                       f"checkpoint {path}", flush=True)
         elif reason == TIME_LIMIT:
-            trainer.callback_metrics["time_limit"] = torch.tensor(float(pl_module.iteration))
+            trainer.callback_metrics["time_limit"] = torch.tensor(float(self.max_time))  # seconds; train.main's status
             if trainer.is_global_zero:
                 print(f"ganlab: time limit (trainer.max_time) reached at iteration {pl_module.iteration} of "
                       f"{pl_module.iterations}; final checkpoint, metrics and samples follow", flush=True)
