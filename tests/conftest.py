@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,14 @@ from PIL import Image
 from ganlab.train import CONF_DIR
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess:
+    """`python train.py ARGS` from the repository root in its own process (one thread, W&B mode `wandb`)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,11 +1,6 @@
 """trainer.precision=auto (trainer=fast's, precision.py): bf16-mixed only where the hardware computes in bf16. A CPU
 without bf16 units emulates bf16 many times slower than fp32 (0.2 against 3.3 iterations/s for make train's DCGAN
 step on a 2-core AMD EPYC with AVX2 only), so there the run must train, and record, 32-true."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
@@ -13,9 +8,8 @@ import yaml
 import ganlab.precision as precision
 from ganlab.precision import cpu_has_bf16
 
-from .conftest import make_cfg, read_metrics
+from .conftest import make_cfg, read_metrics, train_py
 
-ROOT = Path(__file__).resolve().parents[1]
 TOY_DATA = ["data=ring8", "net.g.hidden=32", "net.d.hidden=32"]
 TOY = [*TOY_DATA, "iterations=2", "trainer.accelerator=cpu"]
 XEON_AMX = ("flags\t\t: fpu vme sse sse2 avx avx2 avx512f avx512bw avx512_bf16 avx512_fp16 amx_bf16 amx_tile "
@@ -81,11 +75,10 @@ def test_the_same_command_continues_a_trainer_fast_run(tmp_path):
     """The run's checkpoint records the resolved precision (32-true or bf16-mixed), the command says auto: the
     folder's run must still be this command's run (train.py resolves before resume.plan compares)."""
     out = tmp_path / "run"
-    command = [sys.executable, str(ROOT / "train.py"), *TOY_DATA, "iterations=3", "trainer=fast",
-               "trainer.enable_progress_bar=false", "metrics=none", f"hydra.run.dir={out}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    command = [*TOY_DATA, "iterations=3", "trainer=fast", "trainer.enable_progress_bar=false", "metrics=none",
+               f"hydra.run.dir={out}"]
+    first = train_py(*command)
     assert first.returncode == 0, first.stderr[-3000:]
     (out / "status.json").unlink()  # as if the run had been killed after its last checkpoint
-    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    again = train_py(*command)
     assert again.returncode == 0 and "ganlab: continuing the run in" in again.stderr, again.stderr[-3000:]

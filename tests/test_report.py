@@ -22,16 +22,11 @@ from ganlab.report.collect import collect, group
 from ganlab.report.markdown import pm
 from ganlab.report.stats import rankdata, spearman, summarize, table_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, train_py
+
 TINY = ["iterations=40", "metrics.every=10", "metrics.toy_n=500", "net.g.hidden=32", "net.d.hidden=32",
         "trainer.log_every_n_steps=10", "trainer.enable_progress_bar=false"]
 SETTINGS = {"regularizer.gp.weight=1": [1, 2], "regularizer.gp.weight=10": [1, 2]}  # setting -> seeds
-
-
-def train_py(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 @pytest.fixture(scope="session")

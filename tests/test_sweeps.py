@@ -24,18 +24,11 @@ from ganlab.metrics.classifier import Classifier
 from ganlab.sweep import check_objective, objective
 from ganlab.train import CONF_DIR, build_trainer, train
 
-from .conftest import make_cfg, read_metrics
+from .conftest import ROOT, make_cfg, read_metrics, train_py
 from .test_loggers import wandb_records
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data=grid25", "iterations=3", "net.g.hidden=32", "net.d.hidden=32", "data.batch_size=64",
         "trainer.enable_progress_bar=false"]
-
-
-def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb}
-    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 def status(run_dir: Path) -> dict:
