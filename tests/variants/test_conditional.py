@@ -53,13 +53,15 @@ def test_a_label_model_refuses_unlabelled_data_before_training(tmp_path, model):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["cgan", "acgan"])
 def test_samples_are_classified_as_the_class_they_were_asked_for(tmp_path, fashion_classifier, model):
-    """Real Fashion-MNIST, 500 iterations of small DCGAN nets: the domain classifier (~91% on real test images)
-    puts well over 4x chance (10%) of the samples in the class G was asked for (val/class_acc)."""
-    train(make_cfg(tmp_path, f"model={model}", "iterations=500", "net.g.ch=32", "net.d.ch=32", "metrics=default",
-                   "metrics.every=250", "metrics.n=1000", "trainer.log_every_n_steps=50"))
+    """Real Fashion-MNIST, 400 iterations of small DCGAN nets: the domain classifier (~91% on real test images)
+    puts well over 4x chance (10%) of the samples in the class G was asked for (val/class_acc). Measured (seed 0,
+    one thread, 2026-12-02): cgan 0.14 / 0.30 / 0.51 / 0.68 / 0.73 at 100 / 200 / 300 / 400 / 500 iterations,
+    acgan 0.13 / 0.35 / 0.55 / 0.57 / 0.55."""
+    train(make_cfg(tmp_path, f"model={model}", "iterations=400", "net.g.ch=32", "net.d.ch=32", "metrics=default",
+                   "metrics.every=200", "metrics.n=1000", "trainer.log_every_n_steps=50"))
     rows = [r for r in read_metrics(tmp_path) if "val/class_acc" in r]
     accuracy = [r["val/class_acc"] for r in rows]
-    assert [r["step"] for r in rows] == [250, 500]
+    assert [r["step"] for r in rows] == [200, 400]
     assert accuracy[-1] >= 0.40, accuracy
     assert rows[-1]["val/classes"] == 10  # and every class is made
     scored = evaluate(tmp_path / "checkpoints" / "last.ckpt", ["metrics.n=1000"])  # evaluate.py agrees
