@@ -1,5 +1,11 @@
 """Checkpoints every `every` iterations and at the end of the run, written atomically (see checkpoint_io).
-Never with NaN/inf weights: those raise Diverged instead, so last.ckpt stays the last good one."""
+Never with NaN/inf weights: those raise Diverged instead, so last.ckpt stays the last good one.
+
+`best` (a val/* metric, e.g. val/fid) also keeps checkpoints/best.ckpt: the checkpoint of the evaluation where
+that metric was best so far (lower or higher by metrics/suite.py's HIGHER_IS_BETTER). GAN quality swings
+between evaluations and can collapse late (experiment=fmnist_best's comment), so the last checkpoint is not
+always the one to keep. The best value and its iteration are this callback's state in every checkpoint, so a
+resumed run compares against the same record."""
 from __future__ import annotations
 
 from itertools import chain
@@ -8,7 +14,10 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 
+from ..config import ConfigError
 from ..divergence import Diverged, all_finite
+from ..metrics.callback import LOGGED, Metrics
+from ..metrics.suite import HIGHER_IS_BETTER, IMAGE_METRICS
 from .publish import last_iteration
 
 
@@ -28,15 +37,60 @@ class Checkpointer(Checkpoint):
     """Lightning runs Checkpoint callbacks after all others at each batch end, so a checkpoint at iteration N
     comes after that iteration's metrics and samples: a run resumed from it has all of iteration N's rows."""
 
-    def __init__(self, dirpath: str, every: int = 1000, keep: bool = False):
+    def __init__(self, dirpath: str, every: int = 1000, keep: bool = False, best: str | None = None):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        self.dirpath, self.every, self.keep = Path(dirpath), int(every), bool(keep)
+        if best is not None and best not in LOGGED:
+            raise ValueError(f"best must be null or one of the logged metrics ({', '.join(sorted(LOGGED))}), "
+                             f"got {best!r}: e.g. callbacks.checkpoint.best=val/fid")
+        self.dirpath, self.every, self.keep, self.best = Path(dirpath), int(every), bool(keep), best
+        self.record: dict = {"value": None, "iteration": None}  # the best value so far and where (state_dict)
+        self.metrics_every = None  # the Metrics callback's cadence (on_fit_start): the iterations to look at
+        self._seen = None  # the tensor object of the last value compared (log.py puts a new one per evaluation)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if self.best is None:
+            return
+        metrics = [c for c in trainer.callbacks if isinstance(c, Metrics)]
+        toy = len(trainer.datamodule.shape) == 1
+        if not metrics or (self.best.removeprefix("val/") in IMAGE_METRICS) == toy:
+            why = "metrics=none evaluates nothing" if not metrics else \
+                f"{'toy' if toy else 'image'} data never logs it"
+            raise ConfigError(f"callbacks.checkpoint.best={self.best}: {why}; set callbacks.checkpoint.best=null "
+                              f"or a metric this run logs")
+        self.metrics_every = metrics[0].every
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
-        if pl_module.at_iteration_end and (it % self.every == 0 or last_iteration(pl_module)):
+        if not pl_module.at_iteration_end:
+            return
+        last = last_iteration(pl_module)
+        improved = self.best is not None and (it % self.metrics_every == 0 or last) and self._improved(trainer, it)
+        if it % self.every == 0 or last:
             if pl_module.final != "signal":  # a signal's last.ckpt is written already, first (callbacks/stop.py)
                 save_good(trainer, pl_module, self.dirpath / "last.ckpt")
             if self.keep:
                 trainer.save_checkpoint(self.dirpath / f"iter_{it:07d}.ckpt", weights_only=False)
+        if improved:
+            save_good(trainer, pl_module, self.dirpath / "best.ckpt")
+
+    def _improved(self, trainer, it: int) -> bool:
+        """Whether this iteration's evaluation (on rank zero, metrics/callback.py) beat the record, which it
+        then holds; the same answer on every rank (checkpoints are collective)."""
+        value = trainer.callback_metrics.get(self.best)
+        new = value is not None and value is not self._seen
+        self._seen = value
+        v = float(value) if new else None
+        better = new and v == v and (self.record["value"] is None or (
+            v > self.record["value"] if HIGHER_IS_BETTER[self.best.removeprefix("val/")] else v < self.record["value"]))
+        better, v = trainer.strategy.broadcast((better, v), src=0)
+        if better:
+            self.record = {"value": v, "iteration": it}
+        return better
+
+    def state_dict(self) -> dict:
+        return {"metric": self.best, **self.record} if self.best is not None else {}  # {}: Lightning stores none
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict.get("metric") == self.best:  # a record of another metric is no record of this one
+            self.record = {"value": state_dict.get("value"), "iteration": state_dict.get("iteration")}
