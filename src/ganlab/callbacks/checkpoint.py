@@ -4,8 +4,8 @@ Never with NaN/inf weights: those raise Diverged instead, so last.ckpt stays the
 `best` (a val/* metric, e.g. val/fid) also keeps checkpoints/best.ckpt: the checkpoint of the evaluation where
 that metric was best so far (lower or higher by metrics/suite.py's HIGHER_IS_BETTER). GAN quality swings
 between evaluations and can collapse late (experiment=fmnist_best's comment), so the last checkpoint is not
-always the one to keep. The best value and its iteration are this callback's state in every checkpoint, so a
-resumed run compares against the same record."""
+always the one to keep. The metric, its best value and that iteration are this callback's state in every
+checkpoint, so a resumed run compares against the same record (one resumed with another metric starts anew)."""
 from __future__ import annotations
 
 from itertools import chain
