@@ -18,7 +18,7 @@ from ..config import ConfigError
 from ..divergence import Diverged, all_finite
 from ..metrics.callback import LOGGED, Metrics
 from ..metrics.suite import HIGHER_IS_BETTER, IMAGE_METRICS
-from .publish import last_iteration
+from .publish import on_cadence
 
 
 def save_good(trainer: L.Trainer, pl_module: L.LightningModule, path: Path) -> None:
@@ -64,9 +64,9 @@ class Checkpointer(Checkpoint):
         it = pl_module.iteration
         if not pl_module.at_iteration_end:
             return
-        last = last_iteration(pl_module)
-        improved = self.best is not None and (it % self.metrics_every == 0 or last) and self._improved(trainer, it)
-        if it % self.every == 0 or last:
+        # the metric is looked at where an evaluation was due (on rank zero: metrics/callback.py), on every rank
+        improved = self.best is not None and on_cadence(pl_module, self.metrics_every) and self._improved(trainer, it)
+        if on_cadence(pl_module, self.every):
             if pl_module.final != "signal":  # a signal's last.ckpt is written already, first (callbacks/stop.py)
                 save_good(trainer, pl_module, self.dirpath / "last.ckpt")
             if self.keep:

@@ -16,12 +16,15 @@ def last_iteration(pl_module) -> bool:
     return getattr(pl_module, "final", None) is not None or pl_module.iteration >= pl_module.iterations
 
 
+def on_cadence(pl_module, every: int) -> bool:
+    """This iteration is an `every`-th one or the run's last, however the run ends; the same on every rank."""
+    return pl_module.iteration % every == 0 or last_iteration(pl_module)
+
+
 def due(trainer, pl_module, every: int) -> bool:
     """A picture (or an evaluation) is due on rank zero at the end of every `every`-th iteration and of the
-    run's last one, however the run ends."""
-    if not trainer.is_global_zero or not pl_module.at_iteration_end:
-        return False
-    return pl_module.iteration % every == 0 or last_iteration(pl_module)
+    run's last one."""
+    return trainer.is_global_zero and pl_module.at_iteration_end and on_cadence(pl_module, every)
 
 
 class Publisher:
