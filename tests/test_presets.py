@@ -144,18 +144,21 @@ def test_other_image_sets_train(tmp_path, idx_root, cifar_root, data):
 def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_path, model):
     """`make train ARGS="model=X"` is `train.py experiment=fmnist_fast model=X`: X's preset as it is (its loss,
     optimizer, EMA, net widths), only the experiment's length, time limit, metric cadence and trainer (trainer=fast)
-    on top (the recipe, critic width included, is model=dcgan_fast)."""
+    on top (the recipe, critic width and R1 included, is model=dcgan_fast)."""
     alone = OmegaConf.to_container(make_cfg(tmp_path, f"model={model}"))
     inside = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast", f"model={model}"))
     for key in ("model", "optim", "loss", "regularizer", "net", "data"):
         assert inside.get(key) == alone.get(key), key
-    assert inside["iterations"] == 9000 and inside["metrics"]["every"] == 3000
+    assert inside["iterations"] == 12000 and inside["metrics"]["every"] == 3000
     assert inside["trainer"]["max_time"] == "00:00:13:30"  # make train within 15 minutes on a slower machine
     assert inside["trainer"]["fast"] and inside["trainer"]["precision"] == "auto"  # the experiment's trainer (bf16
     # where the CPU has bf16 units: tests/test_precision.py)
     recipe = make_cfg(tmp_path, "experiment=fmnist_fast")
     assert recipe.model.ema_decay == 0.999 and recipe.optim.d.lr == 8e-4 and recipe.optim.g.lr == 4e-4
     assert recipe.net.d.ch == 32 and recipe.net.g.ch == 64
+    r1 = recipe.regularizer.r1
+    assert list(recipe.regularizer) == ["r1"] and r1.weight == 1.0 and r1.every == 16
+    assert recipe.net.d.norm == "layer"  # R1 is per sample: a BatchNorm critic is refused with it (config.py)
 
 
 def test_fmnist_best_is_make_trains_recipe_for_an_hour(tmp_path):
