@@ -45,8 +45,7 @@ class Checkpointer(Checkpoint):
                              f"got {best!r}: e.g. callbacks.checkpoint.best=val/fid")
         self.dirpath, self.every, self.keep, self.best = Path(dirpath), int(every), bool(keep), best
         self.record: dict = {"value": None, "iteration": None}  # the best value so far and where (state_dict)
-        self.metrics_every = None  # the Metrics callback's cadence (on_fit_start): the iterations to look at
-        self._seen = None  # the tensor object of the last value compared (log.py puts a new one per evaluation)
+        self.metrics: Metrics | None = None  # the run's Metrics callback (on_fit_start), when best is set
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if self.best is None:
@@ -58,14 +57,14 @@ class Checkpointer(Checkpoint):
                 f"{'toy' if toy else 'image'} data never logs it"
             raise ConfigError(f"callbacks.checkpoint.best={self.best}: {why}; set callbacks.checkpoint.best=null "
                               f"or a metric this run logs")
-        self.metrics_every = metrics[0].every
+        self.metrics = metrics[0]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
         if not pl_module.at_iteration_end:
             return
         # the metric is looked at where an evaluation was due (on rank zero: metrics/callback.py), on every rank
-        improved = self.best is not None and on_cadence(pl_module, self.metrics_every) and self._improved(trainer, it)
+        improved = self.best is not None and on_cadence(pl_module, self.metrics.every) and self._improved(trainer, it)
         if on_cadence(pl_module, self.every):
             if pl_module.final != "signal":  # a signal's last.ckpt is written already, first (callbacks/stop.py)
                 save_good(trainer, pl_module, self.dirpath / "last.ckpt")
@@ -77,11 +76,9 @@ class Checkpointer(Checkpoint):
     def _improved(self, trainer, it: int) -> bool:
         """Whether this iteration's evaluation (on rank zero, metrics/callback.py) beat the record, which it
         then holds; the same answer on every rank (checkpoints are collective)."""
-        value = trainer.callback_metrics.get(self.best)
-        new = value is not None and value is not self._seen
-        self._seen = value
-        v = float(value) if new else None
-        better = new and v == v and (self.record["value"] is None or (
+        done = self.metrics.last  # rank zero's evaluations; None on the other ranks
+        v = done[1].get(self.best) if done is not None and done[0] == it else None  # None: none at `it`, or it failed
+        better = v is not None and v == v and (self.record["value"] is None or (
             v > self.record["value"] if HIGHER_IS_BETTER[self.best.removeprefix("val/")] else v < self.record["value"]))
         better, v = trainer.strategy.broadcast((better, v), src=0)
         if better:

@@ -28,6 +28,8 @@ class Metrics(L.Callback):
         check_options(**suite)  # bad values fail when the config is built, before anything runs
         self.every, self.options, self.suite = int(every), suite, None
         self.objective = objective if objective in LOGGED else None  # None: no failed evaluation fails the run
+        self.last: tuple[int, dict[str, float]] | None = None  # (iteration, {val/name: value}) of the last
+        # evaluation that succeeded, on rank zero (callbacks/checkpoint.py's best reads it)
 
     def setup(self, trainer, pl_module, stage) -> None:
         try:  # loads the feature networks: a missing file stops the run here, before training
@@ -57,4 +59,5 @@ class Metrics(L.Callback):
                                        f"metrics") from e
                 rank_zero_warn(f"{failed}; training goes on without it")
                 return
-            emit(trainer, it, {f"val/{k}": v for k, v in values.items()})
+            self.last = (it, {f"val/{k}": v for k, v in values.items()})
+            emit(trainer, it, self.last[1])
