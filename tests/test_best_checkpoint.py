@@ -49,6 +49,29 @@ def test_best_ckpt_holds_the_weights_of_the_best_evaluation(tmp_path, metric, pi
                                                          "iteration": best}
 
 
+def test_an_evaluation_that_failed_is_no_evaluation(tmp_path, monkeypatch):
+    """The evaluation at iteration 6 fails (a warning; training goes on): best.ckpt is decided among the others."""
+    from ganlab.metrics.suite import Suite
+    evaluate, calls = Suite.__call__, []
+
+    def failing_at_6(self, *args, **kwargs):
+        calls.append(None)
+        if len(calls) == 3:  # evaluations at 2, 4, 6, ...
+            raise RuntimeError("out of memory (injected)")
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Suite, "__call__", failing_at_6)
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="the evaluation at iteration 6 failed"):
+        train(make_cfg(out, *TOY, "callbacks.checkpoint.best=val/w1"))
+    values = {int(r["step"]): r["val/w1"] for r in read_metrics(out) if "val/w1" in r}
+    assert sorted(values) == [2, 4, 8, 10]
+    best = min(values, key=lambda s: (values[s], s))
+    assert record(out / "checkpoints" / "best.ckpt") == {"metric": "val/w1", "value": pytest.approx(values[best]),
+                                                         "iteration": best}
+    assert same(weights(out / "checkpoints" / "best.ckpt"), weights(out / "checkpoints" / f"iter_{best:07d}.ckpt"))
+
+
 def test_a_resumed_run_keeps_comparing_against_the_saved_record(tmp_path):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     train(make_cfg(full, *TOY, "callbacks.checkpoint.best=val/w1"))
