@@ -15,9 +15,9 @@ their labels read y = -1 there: a batch is (x (B, C, S, S), y (B,)) with y in {-
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ..resize import resize
 from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard
 
 UNLABELLED = -1  # the label batches carry for an image whose label data.labelled dropped
@@ -61,9 +61,7 @@ class TensorImages(DeviceDataModule):
     def _prepare(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """uint8 (N, C, H, W), labels (N,) -> (N, C, S, S) in [-1, 1], long labels (N,)."""
         x = images.float().div(127.5).sub(1.0)  # (N, C, H, W) in [-1, 1]
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
-        return x.clamp(-1, 1).contiguous(), labels.long()
+        return resize(x, self.size).clamp(-1, 1).contiguous(), labels.long()  # (N, C, S, S)
 
     def setup(self, stage: str | None = None) -> None:
         if self.x is None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.base import source_id
 from ..checkpoint_io import write_atomically
+from ..resize import resize
 from .features import cache_dir, sha1_file
 
 
@@ -32,11 +32,7 @@ class Classifier(nn.Module):
 
     def prepare(self, x: Tensor) -> Tensor:
         """uint8 (N, C, H, W) -> floats in [-1, 1] at the classifier's size."""
-        x = x.float().div(127.5).sub(1.0)
-        size = self.config["size"]
-        if x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return x
+        return resize(x.float().div(127.5).sub(1.0), self.config["size"])  # (N, C, size, size)
 
     def features(self, x: Tensor) -> Tensor:
         return self.trunk(self.prepare(x))  # (N, 256)
