@@ -238,6 +238,10 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"data.batch_size={batch} is not a multiple of model.pack={pack}: the critic reads the "
                           f"batch in packs of {pack}; set data.batch_size={batch - batch % pack or pack}")
     for name, reg in (cfg.get("regularizer") or {}).items():
+        if not isinstance(reg, DictConfig) or "_target_" not in reg:  # a preset's settings for one the list left out
+            raise ConfigError(f"regularizer.{name} holds settings ({_settings(reg)}) but regularizer=[...] does not "
+                              f"choose {name}: add it to the list (regularizer=[...,{name}]), or drop its settings "
+                              f"too (~regularizer.{name})")
         if "c" in reg:
             _at_least(cfg, f"regularizer.{name}.c", 0, f"WGAN clips to [-c, c]; the paper uses regularizer.{name}.c=0.01",
                       strict=True)
@@ -245,6 +249,13 @@ def check_config(cfg: DictConfig) -> None:
             _at_least(cfg, f"regularizer.{name}.weight", 0, "a penalty weight is >= 0 (0 switches it off)")
         if "every" in reg:
             _at_least(cfg, f"regularizer.{name}.every", 1, "apply every k critic steps, k >= 1")
+
+
+def _settings(node) -> str:
+    """`weight=1.0, every=16` for a config node, its value for anything else."""
+    if isinstance(node, DictConfig):
+        return ", ".join(f"{k}={v}" for k, v in node.items())
+    return repr(node)
 
 
 def check_optimizer(factory, key: str) -> None:

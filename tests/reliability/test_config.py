@@ -45,6 +45,10 @@ BAD = [
     (["net.g.z_dim=0"], r"net\.g\.z_dim must be >= 1, got 0: the latent size"),
     (["regularizer=[noise]", "regularizer.noise.sigma=-1"], r"regularizer\.noise\.sigma must be >= 0"),
     (["regularizer=[r1]", "regularizer.r1.weight=-2"], r"regularizer\.r1\.weight must be >= 0"),
+    # a preset's settings for a regularizer the list leaves out (dcgan_fast tunes R1's weight), or no settings at all
+    (["model=dcgan_fast", "regularizer=[]"], r"^regularizer\.r1 holds settings \(weight=1\.0\) but regularizer=\[\.\.\.\] does "
+                                               r"not choose r1: add it .* or drop its settings too \(~regularizer\.r1\)"),
+    (["regularizer=[r1]", "regularizer.r1=5"], r"^regularizer\.r1 holds settings \(5\) but"),
     (["metrics=default", "metrics.features=vgg"], r"^metrics\.features must be one of auto, inception, "
                                                    r"classifier, got 'vgg'"),
     (["metrics=default", "metrics.every=0"], r"^metrics\.every must be >= 1"),
@@ -111,7 +115,7 @@ GOOD = [
     ["regularizer=[noise]", "regularizer.noise.anneal_steps=0"], ["regularizer=[gp]", "regularizer.gp.weight=0"],
     ["model=ebgan", "model.lambda_pt=0"], ["model=infogan", "model.categorical=0"], ["optim=rmsprop", "+optim.g.alpha=0"],
     ["data=fashion_mnist", "data.labelled=null"], ["data=fashion_mnist", "data.labelled=5"],
-    ["metrics=default", "metrics.k=2"], ["trainer=fast"], ["trainer.precision=auto"], ["model.on_nonfinite=skip"],
+    ["metrics=default", "metrics.k=2"], ["model=dcgan_fast", "regularizer=[]", "~regularizer.r1"], ["trainer=fast"], ["trainer.precision=auto"], ["model.on_nonfinite=skip"],
     *[[f"model={p}"] for p in PRESETS], *[[f"experiment={e}"] for e in EXPERIMENTS],
 ]
 
