@@ -48,5 +48,5 @@ def unresize(x: Tensor, size: int) -> Tensor:
         raise ValueError(f"unresize takes square images, got {tuple(x.shape[-2:])}")
     if side <= size:
         return resize(x.float(), size)
-    p = _pinv(size, side).to(x.device)  # (size, S)
-    return (p @ x.double() @ p.T).float()  # (N, C, size, size)
+    p = _pinv(size, side)  # (size, S) float64, on the CPU (where every backend has float64)
+    return (p @ x.detach().cpu().double() @ p.T).float().to(x.device)  # (N, C, size, size)
