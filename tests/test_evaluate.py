@@ -18,6 +18,10 @@ def test_toy_checkpoint_gets_w1_and_mode_coverage(tmp_path, capsys):
     assert result["iteration"] == 2 and result["n"] == 500 and result["features"] is None
     assert set(result["metrics"]) == {"w1", "modes", "hq"} and result["metrics"]["w1"] > 0
     assert "val/w1" in capsys.readouterr().out
+    main([f"ckpt={ckpt}", "metrics.toy_n=200"])  # evaluated again: the first file stays, the second goes beside it
+    again = json.loads((tmp_path / "checkpoints" / "last.ckpt.metrics.1.json").read_text())
+    assert again["n"] == 200 and json.loads((tmp_path / "checkpoints" / "last.ckpt.metrics.json").read_text()) == result
+    assert "last.ckpt.metrics.1.json" in capsys.readouterr().out
 
 
 def test_image_checkpoint_gets_fid_kid_and_classes(tmp_path, idx_root, fixture_classifier):

@@ -29,6 +29,16 @@ def test_toy_samples_npy_and_png(tmp_path, toy_ckpt):
     assert Image.open(tmp_path / "s.png").size[0] > 100
 
 
+def test_a_second_sample_file_of_the_same_name_keeps_the_first(tmp_path, toy_ckpt, capsys):
+    for n in (300, 7):
+        main([f"ckpt={toy_ckpt}", f"n={n}", f"out={tmp_path}/s.npy"])
+        main([f"ckpt={toy_ckpt}", f"n={n}", f"out={tmp_path}/s.png"])
+    assert np.load(tmp_path / "s.npy").shape == (300, 2) and np.load(tmp_path / "s.1.npy").shape == (7, 2)
+    assert Image.open(tmp_path / "s.1.png").format == "PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.1.npy", "s.1.png", "s.npy", "s.png"]  # no temporary
+    assert f"to {tmp_path}/s.1.npy" in capsys.readouterr().out
+
+
 def test_samples_come_from_the_ema_generator_when_kept(toy_ckpt):
     (ema, _), (raw, _) = load_generator(toy_ckpt, ema=True), load_generator(toy_ckpt, ema=False)
     assert any((a != b).any() for a, b in zip(ema.parameters(), raw.parameters()))

@@ -108,6 +108,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"] and target.read_text() == "old"
 
 
+def test_keep_old_writes_beside_an_existing_file_and_never_over_it(tmp_path):
+    target = tmp_path / "a.lucic2018.json"
+    written = [write_atomically(target, lambda tmp, i=i: tmp.write_text(str(i)), keep_old=True) for i in range(3)]
+    assert [p.name for p in written] == ["a.lucic2018.json", "a.lucic2018.1.json", "a.lucic2018.2.json"]
+    assert [p.read_text() for p in written] == ["0", "1", "2"] and len(list(tmp_path.iterdir())) == 3
+
+
 # One process of the race below: the real statistics of the idx fixture at several N, into $GANLAB_CACHE, after
 # every process has loaded everything (a barrier: each touches a file, then waits for all of them).
 WORKER = textwrap.dedent("""

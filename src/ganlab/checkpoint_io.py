@@ -65,12 +65,16 @@ def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict:
     return ckpt
 
 
-def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+def write_atomically(path: str | Path, write: Callable[[Path], None], keep_old: bool = False) -> Path:
     """`write(tmp)` writes a file beside `path` under a name no other writer uses (sweep jobs may write the
     same cache file at once); it is flushed to disk and renamed over `path`, and the folder flushed, so readers
     see the old file or a whole new one, never a part, and the last writer's file stays. If anything fails,
     the temporary file is removed. Its name is random rather than mkstemp's, whose 0600 file would keep
-    shared caches and checkpoints from their group."""
+    shared caches and checkpoints from their group.
+
+    keep_old: a file already at `path` is another run's result and stays; the new one takes the first free name
+    of `a.json`, `a.1.json`, `a.2.json`, ... (a hard link, which fails rather than replace a file that appeared
+    meanwhile). Returns the path written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
@@ -78,7 +82,11 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if keep_old:
+            path = _link_unused(tmp, path)
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -91,6 +99,17 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
     except OSError:  # some file systems refuse to fsync a folder; the file is in place either way
         pass
     return path
+
+
+def _link_unused(tmp: Path, path: Path) -> Path:
+    for n in range(10_000):
+        candidate = path if n == 0 else path.with_name(f"{path.stem}.{n}{path.suffix}")
+        try:
+            os.link(tmp, candidate)
+            return candidate
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{path}: 10,000 files of that name are there already; pass another out=")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -11,7 +11,8 @@ latents as training's metrics (sampling.py), so it reproduces the run's val/* fo
 published protocol (metrics/published.py; `protocol=lucic2018`: Lucic et al. 2018's 10k test images against 10k
 samples) fixes the real set, N, size and network instead, for a number to put beside that paper's table. Prints
 the numbers and writes them as JSON (default: next to the checkpoint, <ckpt>.metrics.json or
-<ckpt>.<protocol>.json) with the feature network, its protocol, N and the run's iteration.
+<ckpt>.<protocol>.json) with the feature network, its protocol, N and the run's iteration. An earlier
+evaluation's file stays: the next one is written beside it, <ckpt>.metrics.1.json, ... (printed).
 
 Two image sets, in the convention pytorch-fid, clean-fid and torch-fidelity share:
 
@@ -32,6 +33,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from .checkpoint_io import write_atomically
 from .config import ConfigError, build
 from .data.base import source_id
 from .metrics.classifier import ClassifierFeatures
@@ -198,17 +200,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"ganlab: {e}")
     if sets:
         if args.get("out"):
-            _write(Path(args.out), result)
+            print(f"wrote {_write(Path(args.out), result)}", file=sys.stderr)
         print(json.dumps(result))
         return
     suffix = f".{result['protocol']}.json" if result["protocol"] in PUBLISHED else ".metrics.json"
     out = Path(args.get("out") or f"{args.ckpt}{suffix}")
-    _write(out, result)
+    out = _write(out, result)
     for k, v in result["metrics"].items():
         print(f"val/{k}\t{v:.6g}")
     print(f"({result['n']} samples, features: {result['features']}, iteration {result['iteration']}); wrote {out}")
 
 
-def _write(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+def _write(path: Path, result: dict) -> Path:
+    """Writes `result` as JSON at `path`, or beside it (`a.1.json`, ...) where an earlier evaluation wrote one."""
+    return write_atomically(path, lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"), keep_old=True)

@@ -21,7 +21,7 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
     from PIL import Image
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+    Image.fromarray(image).save(path, format="PNG")  # whatever the name ends in (a temporary file's .tmp)
 
 
 def save_grid(x: Tensor, path: str | Path, nrow: int | None = None) -> np.ndarray:

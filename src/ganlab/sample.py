@@ -1,7 +1,8 @@
 """`python sample.py ckpt=PATH n=10000 out=samples.npy [seed=0] [ema=true]`
 
 Writes n samples from a checkpoint's generator (its EMA copy when the run kept one): toy data as float32
-(N, D), images as uint8 (N, C, H, W) in a .npy file; `out=*.png` writes a grid (images) or scatter (toy).
+(N, D), images as uint8 (N, C, H, W) in a .npy file; `out=*.png` writes a grid (images) or scatter (toy). A file
+already at `out` stays: the new one is `samples.1.npy`, `samples.2.npy`, ... (the path written is printed).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from .checkpoint_io import write_atomically
 from .config import ConfigError
 from .images import save_samples, to_uint8
 from .sampling import generate, load_generator
@@ -32,9 +34,13 @@ def main(argv: list[str] | None = None) -> None:
         x = generate(g, n, int(args.get("seed", 0)))
     except ConfigError as e:
         sys.exit(f"ganlab: {e}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
-        save_samples(x, out)
+        out = write_atomically(out, lambda tmp: save_samples(x, tmp), keep_old=True)
     else:
-        np.save(out, to_uint8(x).numpy() if x.dim() == 4 else x.float().numpy())
+        array = to_uint8(x).numpy() if x.dim() == 4 else x.float().numpy()  # (N, C, H, W) uint8 | (N, D) float
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would add .npy to the temporary name
+                np.save(f, array)
+        out = write_atomically(out, write, keep_old=True)
     print(f"wrote {n} samples {tuple(x.shape[1:])} to {out}")
