@@ -157,7 +157,7 @@ def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_pa
     assert recipe.model.ema_decay == 0.999 and recipe.optim.d.lr == 8e-4 and recipe.optim.g.lr == 4e-4
     assert recipe.net.d.ch == 32 and recipe.net.g.ch == 64
     r1 = recipe.regularizer.r1
-    assert list(recipe.regularizer) == ["r1"] and r1.weight == 1.0 and r1.every == 16
+    assert list(recipe.regularizer) == ["r1"] and r1.weight == 0.3 and r1.every == 16
     assert recipe.net.d.norm == "layer"  # R1 is per sample: a BatchNorm critic is refused with it (config.py)
 
 
