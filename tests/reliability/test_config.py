@@ -46,7 +46,7 @@ BAD = [
     (["regularizer=[noise]", "regularizer.noise.sigma=-1"], r"regularizer\.noise\.sigma must be >= 0"),
     (["regularizer=[r1]", "regularizer.r1.weight=-2"], r"regularizer\.r1\.weight must be >= 0"),
     # a preset's settings for a regularizer the list leaves out (dcgan_fast tunes R1's weight), or no settings at all
-    (["model=dcgan_fast", "regularizer=[]"], r"^regularizer\.r1 holds settings \(weight=1\.0\) but regularizer=\[\.\.\.\] does "
+    (["model=dcgan_fast", "regularizer=[]"], r"^regularizer\.r1 holds settings \(weight=0\.3\) but regularizer=\[\.\.\.\] does "
                                                r"not choose r1: add it .* or drop its settings too \(~regularizer\.r1\)"),
     (["regularizer=[r1]", "regularizer.r1=5"], r"^regularizer\.r1 holds settings \(5\) but"),
     (["metrics=default", "metrics.features=vgg"], r"^metrics\.features must be one of auto, inception, "
