@@ -9,6 +9,7 @@ true/false, one of a Literal's values), and the ranges of `RANGES` and of the co
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import types
 import typing
@@ -63,6 +64,18 @@ def _number(cfg: DictConfig, key: str) -> float | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"{key} must be a number, got {value!r}")
     return value
+
+
+def _finite(node: Any, key: str = "") -> None:
+    """nan and inf pass every `>= low` test and train into a non-finite step, so no setting may hold one."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{key} must be a finite number, got {node}: set a value, not nan or inf")
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _finite(v, f"{key}[{i}]")
 
 
 def _whole(cfg: DictConfig, key: str) -> None:
@@ -204,6 +217,7 @@ def _show(value: Any) -> str:
 
 def check_config(cfg: DictConfig) -> None:
     """Types and ranges, with a fix for each, before anything is built."""
+    _finite(OmegaConf.to_container(cfg, resolve=False))
     check_types(cfg)
     for key, low, strict, fix in RANGES:
         _at_least(cfg, key, low, fix, strict)

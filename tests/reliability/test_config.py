@@ -75,6 +75,11 @@ BAD = [
     (["metrics=default", "metrics.k=abc"], r"^metrics\.k must be a number, got 'abc'"),
     (["metrics=default", "metrics.min_count=1.5"], r"^metrics\.min_count must be a whole number, got 1\.5"),
     (["optim.g.betas=abc"], r"^optim\.g\.betas must be a list of 2 numbers, got 'abc'"),
+    # nan and inf pass every `>= low` test, so they are refused wherever they appear, lists included
+    (["model=dcgan_fast", "regularizer.r1.weight=nan"], r"^regularizer\.r1\.weight must be a finite number, got nan"),
+    (["model=dcgan_fast", "regularizer.r1.weight=inf"], r"^regularizer\.r1\.weight must be a finite number, got inf"),
+    (["model=ebgan", "model.lambda_pt=-inf"], r"^model\.lambda_pt must be a finite number, got -inf"),
+    (["optim.g.betas=[0.5,nan]"], r"^optim\.g\.betas\[1\] must be a finite number, got nan"),
     (["regularizer=[noise]", "regularizer.noise.anneal_steps=2.5"], r"^regularizer\.noise\.anneal_steps must be a whole"),
     (["regularizer=[gp]", "regularizer.gp.one_sided=maybe"], r"^regularizer\.gp\.one_sided must be true or false"),
     (["model=ebgan", "model.lambda_pt=abc"], r"^model\.lambda_pt must be a number, got 'abc': e\.g\. model\.lambda_pt=0\.1"),
