@@ -92,6 +92,10 @@ def test_other_bad_input_before_any_work(tmp_path, idx_root):
         main([f"real={a}", f"fake={a}", "n=3"])
     with pytest.raises(SystemExit, match="seed must be a whole number, got 'abc'"):
         main(["ckpt=x.ckpt", "seed=abc"])
+    with pytest.raises(SystemExit, match="ema must be true or false, got 'maybe'"):  # was taken as true
+        main(["ckpt=x.ckpt", "ema=maybe"])
+    with pytest.raises(SystemExit, match="kid_subset must be >= 2, got 1"):
+        main([f"real={a}", f"fake={a}", "kid_subset=1"])
 
 
 def test_two_sets_on_the_domain_classifier_print_one_json_line(tmp_path, idx_root, fixture_classifier, capsys):

@@ -61,6 +61,13 @@ def test_bad_sample_arguments_exit_with_a_message(tmp_path, toy_ckpt):
         main([f"ckpt={toy_ckpt}", "bogus=1"])
     with pytest.raises(SystemExit, match="out must end in .npy or .png"):
         main([f"ckpt={toy_ckpt}", "out=x.txt"])
+    # each was a traceback (int('inf')) or silently taken (n=2.5 as 2, ema=maybe as true)
+    for arg, message in [("n=inf", "n must be a whole number, got 'inf'"), ("n=2.5", "n must be a whole number"),
+                         ("n=0", "n must be >= 1, got 0"), ("seed=abc", "seed must be a whole number, got 'abc'"),
+                         ("seed=-1", "seed must be >= 0"), ("ema=maybe", "ema must be true or false, got 'maybe'")]:
+        with pytest.raises(SystemExit, match=f"^ganlab: {message}"):
+            main([f"ckpt={toy_ckpt}", arg, f"out={tmp_path}/s.npy"])
+    assert not list(tmp_path.glob("s*.npy"))
 
 
 def test_generate_draws_the_same_latents_for_any_batch_size():

@@ -84,6 +84,24 @@ def _whole(cfg: DictConfig, key: str) -> None:
         raise ConfigError(f"{key} must be a whole number, got {value}")
 
 
+def arg_whole(args: DictConfig, key: str, default: int, low: int) -> int:
+    """A command-line tool's whole-number argument (sample.py, evaluate.py): `key` in `args`, else `default`."""
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be a whole number, got {value!r}: e.g. {key}={default}")
+    if value < low:
+        raise ConfigError(f"{key} must be >= {low}, got {value}: e.g. {key}={default}")
+    return value
+
+
+def arg_flag(args: DictConfig, key: str, default: bool) -> bool:
+    """A command-line tool's true/false argument: `key` in `args`, else `default`."""
+    value = args.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
 def _at_least(cfg: DictConfig, key: str, low: float, fix: str, strict: bool = False) -> None:
     value = _number(cfg, key)
     if value is not None and (value <= low if strict else value < low):

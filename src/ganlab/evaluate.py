@@ -34,7 +34,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from .checkpoint_io import write_atomically
-from .config import ConfigError, build
+from .config import ConfigError, arg_flag, arg_whole, build
 from .data.base import source_id
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import PROTOCOLS, InceptionFeatures
@@ -165,13 +165,6 @@ def compare_sets(real: str | Path, fake: str | Path, features: str = "inception"
             "protocol": protocol if features == "inception" else None, **values}
 
 
-def _whole(args, key: str, default: int) -> int:
-    value = args.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be a whole number, got {value!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -190,11 +183,11 @@ def main(argv: list[str] | None = None) -> None:
         if sets:
             result = compare_sets(str(args.real), str(args.fake), str(args.get("features", "inception")),
                                   str(args.get("protocol", "tf1")), args.get("inception_weights"),
-                                  args.get("classifier"), _whole(args, "kid_subset", 1000))
+                                  args.get("classifier"), arg_whole(args, "kid_subset", 1000, 2))
         else:
             protocol = args.get("protocol")
             result = evaluate(args.ckpt, [a for a in argv if a.startswith(("metrics.", "data."))],
-                              _whole(args, "seed", 0), bool(args.get("ema", True)),
+                              arg_whole(args, "seed", 0, 0), arg_flag(args, "ema", True),
                               protocol=None if protocol is None else str(protocol))
     except ConfigError as e:
         sys.exit(f"ganlab: {e}")

@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .checkpoint_io import write_atomically
-from .config import ConfigError
+from .config import ConfigError, arg_flag, arg_whole
 from .images import save_samples, to_uint8
 from .sampling import generate, load_generator
 
@@ -25,13 +25,12 @@ def main(argv: list[str] | None = None) -> None:
         if unknown or "ckpt" not in args:
             raise ConfigError("usage: sample.py ckpt=PATH n=10000 out=samples.npy|grid.png [seed=0] [ema=true]"
                               + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
-        n, out = int(args.get("n", 64)), Path(args.get("out", "samples.npy"))
-        if n < 1:
-            raise ConfigError(f"n must be >= 1, got {n}")
+        n, out = arg_whole(args, "n", 64, 1), Path(args.get("out", "samples.npy"))
+        seed, ema = arg_whole(args, "seed", 0, 0), arg_flag(args, "ema", True)
         if out.suffix not in (".npy", ".png"):
             raise ConfigError(f"out must end in .npy or .png, got {out}")
-        g, _ = load_generator(args.ckpt, ema=bool(args.get("ema", True)))
-        x = generate(g, n, int(args.get("seed", 0)))
+        g, _ = load_generator(args.ckpt, ema=ema)
+        x = generate(g, n, seed)
     except ConfigError as e:
         sys.exit(f"ganlab: {e}")
     if out.suffix == ".png":
