@@ -4,9 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 
 from ganlab.config import ConfigError, check_config
-from ganlab.train import train
+from ganlab.train import CONF_DIR, train
+from ganlab.train_classifier import train_classifier
 
 from ..conftest import make_cfg
 from ..test_presets import EXPERIMENTS, PRESETS
@@ -180,3 +182,19 @@ def test_cli_prints_one_clear_error_without_a_traceback(args, message):
     assert r.stderr.count("ganlab: config error:") == message.startswith("ganlab: config error:")  # one line
     if "model=foo" in args:
         assert "wgan_gp" in r.stderr  # the available options are listed
+
+
+@pytest.mark.parametrize("override, message", [
+    ("epochs=0", r"^epochs must be >= 1, got 0: e\.g\. epochs=3"),  # was OneCycleLR's traceback
+    ("epochs=1.5", r"^epochs must be a whole number, got 1\.5"),
+    ("lr=nan", r"^lr must be a finite number, got nan"),
+    ("lr=0", r"^lr must be > 0, got 0"),
+    ("batch_size=abc", r"^batch_size must be a number, got 'abc'"),
+    ("batch_size=100000", r"^batch_size=100000 is larger than the 256 training images"),  # after reading the data
+])
+def test_bad_classifier_settings_fail_before_training(tmp_path, idx_root, override, message):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("classifier", overrides=[f"data.root={idx_root}", f"out={tmp_path}/c.pt", override])
+    with pytest.raises(ConfigError, match=message):
+        train_classifier(cfg)
+    assert not (tmp_path / "c.pt").exists()
