@@ -57,6 +57,31 @@ def test_wgan_gp_plain_loop_matches_ganlab_with_the_double_backward(tmp_path):
     assert with_gp > 1.3 * count_flops(loop.iteration)  # the penalty's extra forward, backward and double backward
 
 
+def test_recipe_plain_loop_matches_ganlab_with_lazy_r1_and_the_ema_generator(tmp_path):
+    """make train's recipe in the plain loop: R1 every 2nd critic step (weighted x 2) and the EMA copy with its
+    warm-up decay give ganlab's losses and EMA weights (toy nets, n_critic 2, so R1 falls on both critic slots)."""
+    extra = (*TINY, "model.n_critic=2", "regularizer=[r1]", "regularizer.r1.every=3", "model.ema_decay=0.9")
+    cfg = compose_cfg(STEP_CASES["toy"][0], str(tmp_path), 0, None, extra)
+    dm = build(cfg.data, "data", seed=0)
+    cpu = torch.device("cpu")
+    ganlab, (plain, loop) = run_ganlab(cfg.copy(), dm, cpu, 2, 2), run_plain(cfg, dm, cpu, 2, 2)
+    torch.testing.assert_close(torch.tensor(ganlab.losses), torch.tensor(plain.losses), rtol=1e-4, atol=1e-5)
+    ema_g, ema_p = ganlab.nets[2], plain.nets[2]
+    assert loop.ema_updates == 4 and ema_g is not None
+    for a, b, live in zip(ema_g.parameters(), ema_p.parameters(), plain.nets[0].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        assert not torch.allclose(b, live)  # an average, not a copy of G
+    without = PlainLoop(cfg, dm, cpu)
+    without.r1 = 0.0
+    with_r1 = PlainLoop(cfg, dm, cpu)
+    with_r1.k = 3  # the next critic step is due (3 % 3 == 0), the one after it is not
+    one, none = count_flops(with_r1.iteration), count_flops(without.iteration)
+    assert one > 1.15 * none  # R1's D forward, backward and double backward
+    # the row's GFLOP/it averages over R1's period: 3 iterations hold 6 critic steps, 2 of them due
+    res = bench_step(STEP_CASES["toy"][0], warmup=1, iters=2, repeats=1, extra=extra, warm=False)
+    assert abs(res.flops_per_iter - (none + 2 * (one - none) / 3)) <= 1
+
+
 def test_gpu_case_without_cuda_is_one_skipped_line(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     main(["wgan_gp64"])

@@ -13,13 +13,14 @@ weights start identical), the batches drawn by the same data module's `batch(k)`
 k, already on the device), and the loop written out: zero_grad / backward / step, D's parameters frozen during the
 generator step as ganlab does (so both do the same FLOPs), the gradient penalty written inline. Both runs see the
 same data and random draws in the same order, so their weights after the same iterations agree (the test checks
-the losses).
+the losses). With the recipe's R1 (lazy, every k-th critic step) and EMA generator the plain loop does both too.
 
 Each repeat runs both sides, alternating which goes first (ABBA), after an untimed warm-up pair; the row gives
 medians and the ratio's spread over the repeats.
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import gc
 import logging
@@ -66,6 +67,12 @@ STEP_CASES: dict[str, list[StepCase]] = {
                          "and bf16 autocast where the CPU has AMX / AVX-512 bf16 units, trainer.precision=auto; "
                          "no CUDA graphs) against the same plain fp32 loop", ("trainer=fast",), "cpu", warmup=2,
                          seconds=6.0, repeats=5)],
+    "recipe": [StepCase("recipe", "recipe: make train's model=dcgan_fast (DCGAN G ch 64, LayerNorm critic ch 32, R1 "
+                        "gamma 0.3 every 16 critic steps, an EMA generator, Adam 4e-4 / 8e-4), Fashion-MNIST 32x32, "
+                        "batch 64, cpu, fp32", ("model=dcgan_fast",), "cpu", warmup=2, seconds=6.0, repeats=5),
+               StepCase("recipe_fast", "recipe_fast: the recipe case with trainer=fast, as make train runs it (on a "
+                        "CPU: channels-last, and bf16 autocast where the CPU has bf16 units) against the same plain "
+                        "fp32 loop", ("model=dcgan_fast", "trainer=fast"), "cpu", warmup=2, seconds=6.0, repeats=5)],
     "wgan_gp64": [StepCase(f"wgan_gp64_b{b}_{mode}", f"wgan_gp64: DCGAN 64x64 WGAN-GP, n_critic 5, batch {b}, cuda, "
                            f"ganlab {mode}", ("model=wgan_gp", "data.size=64", f"data.batch_size={b}", *extra),
                            "cuda", warmup=10, seconds=3.0, repeats=5)
@@ -78,7 +85,7 @@ class Run:
     seconds: float  # the timed iterations
     peak_mem: int | None
     losses: tuple[float, float]  # (d, g) of the final nets on a fixed probe batch
-    nets: tuple[torch.nn.Module, torch.nn.Module] = field(repr=False, default=None)
+    nets: tuple[torch.nn.Module, ...] = field(repr=False, default=None)  # G, D, G's EMA copy (None without one)
 
 
 def compose_cfg(case: StepCase, out_dir: str, seed: int, root: str | None, extra: tuple[str, ...] = ()) -> DictConfig:
@@ -148,7 +155,8 @@ def run_ganlab(cfg: DictConfig, dm, device: torch.device, warmup: int, iters: in
         raise RuntimeError(f"ganlab ran {module.iteration} iterations, expected {warmup + iters}")
     peak = mem.peak()
     losses = probe_losses(module.generator, module.discriminator, module.loss, dm, device)
-    return Run(clock.t1 - clock.t0, peak, losses, (module.generator, module.discriminator))
+    ema = module.ema.model if module.ema is not None else None
+    return Run(clock.t1 - clock.t0, peak, losses, (module.generator, module.discriminator, ema))
 
 
 class PlainLoop:
@@ -162,12 +170,20 @@ class PlainLoop:
         self.D = build(cfg.net.d, "net.d", shape=dm.shape).to(device)
         self.loss = build(cfg.loss, "loss")
         regs = dict(cfg.get("regularizer") or {})
-        if set(regs) - {"gp"} or (regs and (regs["gp"].get("one_sided") or regs["gp"].get("every", 1) != 1)):
-            raise ValueError(f"the plain loop implements only the two-sided gradient penalty, got {regs}")
-        self.gp = float(regs["gp"].weight) if regs else 0.0
+        gp, r1 = regs.pop("gp", None), regs.pop("r1", None)
+        if regs or (gp and (gp.get("one_sided") or gp.get("every", 1) != 1)):
+            raise ValueError(f"the plain loop implements only the two-sided gradient penalty and R1, got "
+                             f"{dict(cfg.regularizer)}")
+        self.gp = float(gp.weight) if gp else 0.0
+        self.r1, self.r1_every = (float(r1.weight), int(r1.get("every", 1))) if r1 else (0.0, 1)
         self.opt_d = build(cfg.optim.d, "optim.d")(self.D.parameters())
         self.opt_g = build(cfg.optim.g, "optim.g")(self.G.parameters())
         self.n_critic, self.B = int(cfg.model.n_critic), dm.batch_size
+        # the EMA generator (model.ema_decay): a frozen copy, lerped toward G after each of G's steps with
+        # TensorFlow's warm-up decay min(decay, (1 + t) / (10 + t))
+        decay = cfg.model.get("ema_decay")
+        self.ema = copy.deepcopy(self.G).requires_grad_(False) if decay else None
+        self.ema_decay, self.ema_updates = float(decay or 0.0), 0
         self.data_rng = torch.Generator(device=device)
         self.k = 0  # batches drawn
 
@@ -184,6 +200,11 @@ class PlainLoop:
                 x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
                 (grad,) = torch.autograd.grad(D(x_hat)["logits"].sum(), x_hat, create_graph=True)
                 d_loss = d_loss + self.gp * (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+            if self.r1 and (self.k - 1) % self.r1_every == 0:  # lazy R1 at every r1_every-th critic step (k - 1: this
+                # step's index, one batch per critic step), weighted x r1_every, as ganlab's regularizers.R1
+                x = real.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(D(x)["logits"].sum(), x, create_graph=True)
+                d_loss = d_loss + 0.5 * self.r1 * self.r1_every * grad.flatten(1).norm(2, dim=1).pow(2).mean()
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
@@ -193,6 +214,11 @@ class PlainLoop:
         g_loss.backward()
         self.opt_g.step()
         D.requires_grad_(True)
+        if self.ema is not None:
+            keep = min(self.ema_decay, (1 + self.ema_updates) / (10 + self.ema_updates))
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.ema.parameters()), list(G.parameters()), 1 - keep)
+            self.ema_updates += 1
 
 
 def run_plain(cfg: DictConfig, dm, device: torch.device, warmup: int, iters: int) -> tuple[Run, PlainLoop]:
@@ -209,7 +235,7 @@ def run_plain(cfg: DictConfig, dm, device: torch.device, warmup: int, iters: int
     sync(device)
     seconds = time.perf_counter() - t0
     peak = mem.peak()
-    return Run(seconds, peak, probe_losses(loop.G, loop.D, loop.loss, dm, device), (loop.G, loop.D)), loop
+    return Run(seconds, peak, probe_losses(loop.G, loop.D, loop.loss, dm, device), (loop.G, loop.D, loop.ema)), loop
 
 
 @dataclass
@@ -284,7 +310,10 @@ def bench_step(case: StepCase, root: str | None = None, seed: int = 0, warmup: i
             for side in sides if i % 2 == 0 else sides[::-1]:
                 side()
         _, loop = run_plain(cfg, dm, device, 0, 0)
-        flops = count_flops(loop.iteration)  # one iteration: n_critic critic steps (GP's double backward) + G step
+        # one iteration: n_critic critic steps (the penalties' double backward) + G step, averaged over a lazy R1's
+        # period (r1_every iterations hold n_critic due critic steps)
+        period = loop.r1_every if loop.r1 else 1
+        flops = count_flops(lambda: [loop.iteration() for _ in range(period)]) // period
     if device.type == "cuda":
         peak, peak_what = gpu_peak(torch.cuda.get_device_name(device), str(cfg.trainer.precision))
     else:
