@@ -58,7 +58,7 @@ def test_wgan_gp_plain_loop_matches_ganlab_with_the_double_backward(tmp_path):
 
 
 def test_recipe_plain_loop_matches_ganlab_with_lazy_r1_and_the_ema_generator(tmp_path):
-    """make train's recipe in the plain loop: R1 every 2nd critic step (weighted x 2) and the EMA copy with its
+    """make train's recipe in the plain loop: R1 every 3rd critic step (weighted x 3) and the EMA copy with its
     warm-up decay give ganlab's losses and EMA weights (toy nets, n_critic 2, so R1 falls on both critic slots)."""
     extra = (*TINY, "model.n_critic=2", "regularizer=[r1]", "regularizer.r1.every=3", "model.ema_decay=0.9")
     cfg = compose_cfg(STEP_CASES["toy"][0], str(tmp_path), 0, None, extra)

@@ -108,6 +108,20 @@ def _at_least(cfg: DictConfig, key: str, low: float, fix: str, strict: bool = Fa
         raise ConfigError(f"{key} must be {'>' if strict else '>='} {low:g}, got {value}: {fix}")
 
 
+def check_finite(cfg: DictConfig) -> None:
+    """No nan or inf in any setting of `cfg` (check_config's first check; train_classifier's config too)."""
+    _finite(OmegaConf.to_container(cfg, resolve=False))
+
+
+def check_ranges(cfg: DictConfig, ranges, whole=()) -> None:
+    """`ranges`' (key, lowest value, whether the value must exceed it, the fix) and that the `whole` keys hold whole
+    numbers, each checked where `cfg` has the key (check_config's RANGES; train_classifier's own)."""
+    for key, low, strict, fix in ranges:
+        _at_least(cfg, key, low, fix, strict)
+    for key in whole:
+        _whole(cfg, key)
+
+
 # (key, lowest value, whether the value must exceed it, the fix), checked where the config has the key. Ranges
 # that only the built object knows (an image size a net can make) are its constructor's.
 RANGES = [
@@ -235,12 +249,11 @@ def _show(value: Any) -> str:
 
 def check_config(cfg: DictConfig) -> None:
     """Types and ranges, with a fix for each, before anything is built."""
-    _finite(OmegaConf.to_container(cfg, resolve=False))
+    check_finite(cfg)
     check_types(cfg)
-    for key, low, strict, fix in RANGES:
-        _at_least(cfg, key, low, fix, strict)
-    for key in ("iterations", "seed", "metrics.n", "metrics.toy_n", "metrics.kid_subset", "metrics.min_count"):
-        _whole(cfg, key)  # no constructor declares these: the root's, and the metrics callback's **suite
+    # whole numbers that no constructor declares: the root's, and the metrics callback's **suite
+    check_ranges(cfg, RANGES, ("iterations", "seed", "metrics.n", "metrics.toy_n", "metrics.kid_subset",
+                               "metrics.min_count"))
     # the Trainer is built last, after the loggers have written: its device settings are checked here
     accelerator, devices = OmegaConf.select(cfg, "trainer.accelerator"), OmegaConf.select(cfg, "trainer.devices")
     names = ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from .config import ConfigError, _at_least, _finite, _whole, build
+from .config import ConfigError, build, check_finite, check_ranges
 from .images import to_uint8
 from .metrics.classifier import Classifier, classifier_path
 from .train import CONF_DIR
@@ -25,19 +25,14 @@ def accuracy(net: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int 
     return hits / len(x)
 
 
-def check(cfg: DictConfig) -> None:
-    """conf/classifier.yaml's own settings, with a fix for each, before the data are read."""
-    _finite({k: v for k, v in cfg.items() if k in ("seed", "epochs", "batch_size", "lr")})
-    for key, low, strict, fix in [("seed", 0, False, "e.g. seed=0"), ("epochs", 1, False, "e.g. epochs=3"),
-                                  ("batch_size", 1, False, "e.g. batch_size=128"),
-                                  ("lr", 0, True, "the one-cycle schedule's peak, e.g. lr=3e-3")]:
-        _at_least(cfg, key, low, fix, strict)
-    for key in ("seed", "epochs", "batch_size"):
-        _whole(cfg, key)
+# conf/classifier.yaml's own settings: (key, lowest value, whether the value must exceed it, the fix)
+RANGES = [("seed", 0, False, "e.g. seed=0"), ("epochs", 1, False, "e.g. epochs=3"),
+          ("batch_size", 1, False, "e.g. batch_size=128"), ("lr", 0, True, "the one-cycle schedule's peak, e.g. lr=3e-3")]
 
 
 def train_classifier(cfg: DictConfig) -> dict[str, float]:
-    check(cfg)
+    check_finite(cfg)  # before the data are read
+    check_ranges(cfg, RANGES, ("seed", "epochs", "batch_size"))
     torch.manual_seed(cfg.seed)
     train_set = build(cfg.data, "data")
     if not hasattr(train_set, "TEST_SPLIT") or train_set.num_classes is None:
