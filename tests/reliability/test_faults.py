@@ -30,10 +30,13 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 
 
 def launch(out: Path, kill_in_save: int = 0) -> subprocess.Popen:
-    """The same command every time (crash_train.py is train.py that may die inside a checkpoint write)."""
-    log = open(f"{out}.log", "a")
+    """The same command every time (crash_train.py is train.py that may die inside a checkpoint write), with a
+    $TMPDIR of its own (OUT.tmpdir): checkpoints are never staged there."""
+    log, tmpdir = open(f"{out}.log", "a"), Path(f"{out}.tmpdir")
+    tmpdir.mkdir(exist_ok=True)
     return subprocess.Popen([sys.executable, str(CRASH), *RUN, f"hydra.run.dir={out}"], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**ENV, "GANLAB_TEST_KILL_IN_SAVE": str(kill_in_save)})
+                            stderr=subprocess.STDOUT, env={**ENV, "GANLAB_TEST_KILL_IN_SAVE": str(kill_in_save),
+                                                           "TMPDIR": str(tmpdir)})
 
 
 def last_step(out: Path) -> int:
@@ -104,6 +107,7 @@ def test_sigkill_at_random_moments_and_inside_a_checkpoint_write(tmp_path, full)
     proc = launch(out, kill_in_save=3)
     assert proc.wait(timeout=300) == -signal.SIGKILL
     assert list((out / "checkpoints").glob(".last.ckpt.*.tmp")), "the kill did not land inside the write"
+    assert not list(Path(f"{out}.tmpdir").iterdir())  # nothing staged in $TMPDIR, left there by the kill
     check_after_kill(out)
     kills = 1
     for _ in range(2):  # then at random moments, each after the run made some progress
