@@ -1,16 +1,5 @@
-"""What a run leaves for the scripts that sweep it: its status, its objective, and the sweep's summary.
-
-Every run of `python train.py` (single or one job of `-m`) writes `<run_dir>/status.json` atomically, where
-<run_dir> is Hydra's output folder of the job (the one holding `.hydra/`):
-
-    {"status": "completed" | "failed" | "diverged" | "config_error" | "interrupted" | "stopped",
-     "error": "<one line>" or null,
-     "metrics": {"train/d_loss": 0.69, ...},     # the final value of every logged metric, as floats
-     "overrides": ["loss=ns", "seed=1"]}         # the job's command-line overrides
-
-and, for failed, diverged and config_error runs, the traceback in `<run_dir>/error.txt`. `interrupted` (a
-signal) and `stopped` (the time limit, trainer.max_time) say in `error` at which iteration of how many; both wrote
-their final checkpoint, and the same command continues them (resume.py).
+"""What a run leaves for the scripts that sweep it: its objective, and the sweep's summary. Each run's
+status.json (run_folder.py) says how it ended.
 
 `optimized_metric` (root config) names the metric a sweeper optimizes: `train.main` returns its final value.
 `check_objective` refuses, before training, a name no run of this config can log; an evaluation of a
@@ -34,8 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,32 +35,13 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint_io import write_atomically
 from .config import ConfigError
 from .metrics import suite
-
-STATUSES = ("completed", "failed", "diverged", "config_error", "interrupted", "stopped")
+from .run_folder import in_use, read_status
 
 # The sample-quality metrics of metrics/suite.py, by the kind of data that gets them. Losses (train/*) and a
 # variant's own val/* metrics (SGAN's val/accuracy, CycleGAN's val/cycle) depend on the model: its module declares
 # them (GANModule.logged).
 TOY_METRICS = tuple(f"val/{m}" for m in suite.TOY_METRICS + suite.MIXTURE_METRICS)
 IMAGE_METRICS = tuple(f"val/{m}" for m in suite.IMAGE_METRICS)
-
-
-def write_status(run_dir: str | Path, status: str, error: str | None = None,
-                 metrics: Mapping[str, float] | None = None, overrides: Sequence[str] = ()) -> Path:
-    """`<run_dir>/status.json`, replaced whole (never half-written). Metrics by their logged names (train/...,
-    val/...): the progress bar's short copies of the losses and the signal marker are left out."""
-    assert status in STATUSES, status
-    logged = {k: float(v) for k, v in (metrics or {}).items() if k.startswith(("train/", "val/"))}
-    record = {"status": status, "error": error, "metrics": logged,
-              "overrides": list(overrides)}
-    text = json.dumps(record, indent=2, allow_nan=True) + "\n"
-    return write_atomically(Path(run_dir) / "status.json", lambda tmp: tmp.write_text(text))
-
-
-def write_error(run_dir: str | Path, error: BaseException) -> Path:
-    """The traceback of a run that did not complete: `<run_dir>/error.txt`."""
-    text = "".join(traceback.format_exception(error))
-    return write_atomically(Path(run_dir) / "error.txt", lambda tmp: tmp.write_text(text))
 
 
 def check_objective(cfg: DictConfig, direction: str | None = None) -> None:
@@ -139,10 +108,11 @@ FAILED_OBJECTIVE = None  # what a run that did not complete returns to the sweep
 
 def _job(folder: Path) -> dict[str, Any]:
     hydra_cfg = OmegaConf.load(folder / ".hydra" / "hydra.yaml")
-    status_file = folder / "status.json"
-    if status_file.is_file():
-        status = json.loads(status_file.read_text())
-    else:
+    status = read_status(folder)
+    if status is not None and status["status"] == "running" and not in_use(folder):
+        status = {**status, "status": "killed", "error": "killed while it ran (status.json says running, and no "
+                                                         "launch holds the folder); the same command continues it"}
+    elif status is None:
         status = {"status": "failed", "error": "no status.json: the job died before it finished (killed, out of "
                                                "memory, or the launcher failed); see its log",
                   "overrides": list(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))}

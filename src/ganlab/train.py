@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -19,15 +22,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import resume
 from .augment import build_augment
+from . import run_folder
 from .callbacks.run_state import RunState
 from .callbacks.stop import Stop
-from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
+from .checkpoint_io import WRITE_CAUSES, AtomicCheckpointIO, WriteError, cannot_write, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
+from .csv_logger import CSVLog
 from .divergence import Diverged
 from .fast import check_fast
 from .precision import resolve_precision
+from .run_folder import FolderInUse, write_error
 from .strategy import strategy_for, world_size
-from .sweep import FAILED_OBJECTIVE, check_objective, objective, write_error, write_status
+from .sweep import FAILED_OBJECTIVE, check_objective, objective
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -109,15 +115,6 @@ def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
                  enable_checkpointing=checkpointing, **kwargs)
 
 
-def start_iteration(ckpt: str | None) -> int:
-    """The iteration a run goes on after: the checkpoint's (0 for a new run)."""
-    if ckpt is None:
-        return 0
-    state = read_checkpoint(ckpt, "ckpt_path")
-    steps, n_critic = state["ganlab_steps"], int(state.get("config", {}).get("model", {}).get("n_critic", 1))
-    return int(steps["d_steps"]) // max(n_critic, 1)
-
-
 def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
     resolve_precision(cfg)  # trainer.precision=auto -> bf16-mixed or 32-true for this machine (Lightning has no auto)
@@ -125,7 +122,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.trainer.get("fast"):
         check_fast(cfg, world_size(cfg.trainer))
     ckpt = cfg.get("ckpt_path")
-    start = start_iteration(ckpt)  # a missing, damaged or foreign file fails here, before anything is built
+    # a missing, damaged or foreign file fails here, before anything is built
+    state = read_checkpoint(ckpt, "ckpt_path") if ckpt is not None else None
+    start = resume.iteration_of(state) if state is not None else 0  # the iteration the run goes on after
+    if start >= cfg.iterations:
+        raise ConfigError(f"ckpt_path={ckpt} is at iteration {start}, and iterations={cfg.iterations}: nothing is "
+                          f"left to train; raise iterations to train on from it")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, "data", seed=cfg.seed)
     module = build_module(cfg, datamodule)
@@ -138,8 +140,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.append(RunState(resolved))
     # a continued run's loggers keep what the run folder has up to its checkpoint (csv_logger.py, loggers.py)
     loggers = [build(node, f"logger.{name}", start=start) for name, node in (cfg.get("logger") or {}).items()]
-    for logger in loggers:  # the resolved config, once: W&B's run config, TensorBoard's and CSV's hparams.yaml
-        logger.log_hyperparams(resolved)
+    # the run's own checkpoint keeps the rows of metrics.csv up to it (callbacks/run_state.py), which rebuild a
+    # file lost or damaged meanwhile; a run started from another run's checkpoint starts its own rows
+    saved = state.get("metrics_csv") if state is not None and _own_checkpoint(cfg, ckpt) else None
+    for logger in loggers:
+        if isinstance(logger, CSVLog):
+            logger.open(saved)
+        logger.log_hyperparams(resolved)  # once: W&B's run config, TensorBoard's and CSV's hparams.yaml
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
     with warnings.catch_warnings():
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
@@ -150,32 +157,60 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
+def _own_checkpoint(cfg: DictConfig, ckpt: str) -> bool:
+    """Whether `ckpt` lies in this run's checkpoint folder (the run going on, not one started from another's)."""
+    folder = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath") or str(Path(cfg.out_dir) / "checkpoints")
+    return Path(ckpt).resolve().parent == Path(folder).resolve()
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Train one run and record how it ended in <run_dir>/status.json (sweep.py); return the final value of
-    `optimized_metric` for a sweeper (None when the run did not complete or names none).
+    """Train one run in its run folder and record how it ended in <run_dir>/status.json (run_folder.py); return
+    the final value of `optimized_metric` for a sweeper (None when the run did not complete or names none).
 
-    A single run that fails prints one `ganlab: ...` line and exits non-zero (an unexpected error: its
-    traceback). In a multirun a failed job only records its status and error.txt and returns, so the sweep goes
-    on; SweepReport sums the jobs up at the end and exits 1 if any failed. A signal stops the run with its
-    checkpoint and the whole process (128 + the signal's number), in a multirun too: Ctrl-C means stop."""
+    The launch first holds the folder (run_folder.claim: one launch at a time) and asks resume.plan what the
+    folder holds; refused, it leaves every file there as it was. A single run that fails prints one `ganlab: ...`
+    line and exits non-zero (an unexpected error: its traceback). In a multirun a failed job only records its
+    status and error.txt and returns, so the sweep goes on; SweepReport sums the jobs up at the end and exits 1 if
+    any failed. A signal stops the run with its checkpoint and the whole process (128 + the signal's number), in a
+    multirun too: Ctrl-C means stop."""
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    run_dir, overrides = hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task)
-    record = rank_zero_only.rank == 0  # DDP / multi-node: one status per run
-    if multirun and record and not any(arg.startswith("hydra.sweep.dir=") for arg in sys.argv[1:]):
+    run_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    if rank_zero_only.rank != 0:  # another rank of a DDP launch: rank zero holds the folder and records the run
+        return _other_rank(cfg, run_dir, overrides, multirun)
+    if multirun and not any(arg.startswith("hydra.sweep.dir=") for arg in sys.argv[1:]):
         # Lightning starts a DDP job's other ranks by re-running this command line, `-m` too: they replay the sweep
         # in step with this process, and must find its folder, whose default name holds the time they start at
-        sweep_dir = Path(run_dir).parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
+        sweep_dir = run_dir.parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
         sys.argv.append(f'hydra.sweep.dir="{sweep_dir}"')
-    try:  # the folder's run first: an error here is about that run, whose status.json stays as it is
+    # Hydra's record of the launch, as Hydra writes it; written once the folder is this launch's (run_folder.py)
+    hydra_files = {"config.yaml": OmegaConf.to_yaml(cfg), "overrides.yaml": OmegaConf.to_yaml(overrides),
+                   "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg}))}
+    try:
+        with run_folder.claim(run_dir, overrides) as folder:
+            return _launch(cfg, folder, multirun, hydra_files)
+    except FolderInUse as e:  # nothing of the folder was touched
+        if multirun:
+            print(f"ganlab: job in {run_dir}: {e}", file=sys.stderr)
+            return FAILED_OBJECTIVE
+        sys.exit(f"ganlab: {e}")
+
+
+def _launch(cfg: DictConfig, folder: run_folder.Claim, multirun: bool, hydra_files: dict[str, str]) -> float | None:
+    """Rank zero's launch, holding the folder: plan, accept, train, record how it ended."""
+    run_dir, overrides = folder.run_dir, folder.overrides
+    try:  # the folder's run first: an error here is about that run, whose files stay as they are
         # its checkpoint holds the precision it resolved (precision.py): compare with this machine's
         resolve_precision(cfg)
-        plan = resume.plan(cfg, run_dir, overrides, clean=record)
-        if plan.completed is not None:  # the same command again, or a relaunched sweep: nothing to do
-            if record:
-                print(f"ganlab: {run_dir} holds this run, completed (status.json): nothing to train", file=sys.stderr)
-            return objective(cfg, plan.completed["metrics"]) if record else None
+        plan = resume.plan(cfg, run_dir, overrides)
+        if plan.completed is not None:  # the same command again, or a relaunched sweep: nothing to train
+            where = "status.json"
+            if plan.continued:  # complete by its checkpoint: the status its last launch did not write
+                folder.write_status("completed", None, plan.completed["metrics"])
+                where = f"checkpoints/last.ckpt at iteration {plan.start} of {cfg.iterations}"
+            print(f"ganlab: {run_dir} holds this run, completed ({where}): nothing to train", file=sys.stderr)
+            return objective(cfg, plan.completed["metrics"])
     except ConfigError as e:
         if multirun:
             print(f"ganlab: job in {run_dir}: config error: {e}", file=sys.stderr)
@@ -183,46 +218,122 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(f"ganlab: config error: {e}")
     metrics: dict[str, float] = {}
     try:
-        check_objective(cfg, (hydra_cfg.get("sweeper") or {}).get("direction"))
-        if plan.continued and record:
+        previous = folder.accept(hydra_files, _writes_to(cfg, run_dir), plan.start)
+        if previous is not None and previous["status"] == "running":
+            was = previous.get("launch") or {}
+            print(f"ganlab: the launch of {was.get('started', '?')} (pid {was.get('pid', '?')} on host "
+                  f"{was.get('host', '?')}) was killed while it ran; its last checkpoint: "
+                  + (f"{plan.ckpt} (iteration {plan.start})" if plan.continued else "none"), file=sys.stderr)
+        check_objective(cfg, (HydraConfig.get().get("sweeper") or {}).get("direction"))
+        if plan.continued:
             print(f"ganlab: continuing the run in {run_dir} from {plan.ckpt}", file=sys.stderr)
         with open_dict(cfg):
             cfg.ckpt_path = plan.ckpt
         metrics = train(cfg)
         value = None
         if "interrupted" not in metrics and "time_limit" not in metrics:
-            value = objective(cfg, metrics) if record else None  # val/* metrics are computed on rank zero only
-    except Exception as e:
-        # ConfigError: one clear line, no stack trace, before training started. Diverged: NaN/inf, where, the
-        # fix, the last good checkpoint (divergence.py), no stack trace. Anything else is a bug or a broken
-        # environment: a single run shows its traceback.
-        status = "config_error" if isinstance(e, ConfigError) else "diverged" if isinstance(e, Diverged) else "failed"
-        _finish_wandb(exit_code=1)  # a run that failed before Lightning's teardown must not stay open
-        if record:
-            write_error(run_dir, e)
-            line = (str(e) if status != "failed" else f"{type(e).__name__}: {e}").strip().splitlines()
-            write_status(run_dir, status, line[0] if line else type(e).__name__, metrics, overrides)
-        if multirun:
-            return FAILED_OBJECTIVE  # the sweep goes on; SweepReport reports this job at its end
-        if status == "failed":
-            raise
-        sys.exit(f"ganlab: {'config error' if status == 'config_error' else 'diverged'}: {e}")
+            value = objective(cfg, metrics)
+    except BaseException as e:  # every ending writes a status, a second Ctrl-C's included
+        return _failed(e, folder, multirun, metrics)
     at = f"at iteration {int(metrics.get('stopped_at', 0))} of {cfg.iterations}"
-    if "interrupted" in metrics:  # a signal: checkpoint written (callbacks/stop.py)
-        signum = int(metrics["interrupted"])
-        if record:
-            write_status(run_dir, "interrupted", f"stopped by {signal.Signals(signum).name} {at}; the same "
-                         f"command continues it", metrics, overrides)
-        _hand_on(signum)
-    if "time_limit" in metrics:  # trainer.max_time: final checkpoint, metrics and samples written
-        if record:
-            write_status(run_dir, "stopped", f"stopped by the time limit (trainer.max_time={cfg.trainer.max_time}) "
-                         f"{at}; the same command continues it", metrics, overrides)
-            print(f"ganlab: stopped by the time limit {at}; run the same command to continue", file=sys.stderr)
+    with _uninterrupted():
+        if "interrupted" in metrics:  # a signal: checkpoint written (callbacks/stop.py)
+            signum = int(metrics["interrupted"])
+            folder.write_status("interrupted", f"stopped by {signal.Signals(signum).name} {at}; the same command "
+                                f"continues it", metrics)
+        elif "time_limit" in metrics:  # trainer.max_time: final checkpoint, metrics and samples written
+            folder.write_status("stopped", f"stopped by the time limit (trainer.max_time={cfg.trainer.max_time}) "
+                                f"{at}; the same command continues it", metrics)
+        else:
+            folder.write_status("completed", None, metrics)
+    if "interrupted" in metrics:
+        _hand_on(int(metrics["interrupted"]))
+    if "time_limit" in metrics:
+        print(f"ganlab: stopped by the time limit {at}; run the same command to continue", file=sys.stderr)
         return FAILED_OBJECTIVE
-    if record:
-        write_status(run_dir, "completed", None, metrics, overrides)
     return value
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C waits while a launch writes how it ended (milliseconds): the status must say so, a second Ctrl-C's
+    included. Python allows handlers only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _writes_to(cfg: DictConfig, run_dir: Path) -> list[Path]:
+    """The folders a run writes files to: checked before training (run_folder.check_writable)."""
+    folders = [run_dir, run_dir / "csv"]
+    for key in ("callbacks.checkpoint.dirpath", "callbacks.samples.dirpath"):
+        if (path := OmegaConf.select(cfg, key)) is not None:
+            folders.append(Path(path))
+    return folders
+
+
+def _failed(e: BaseException, folder: run_folder.Claim, multirun: bool, metrics: dict[str, float]) -> float | None:
+    """Record a launch that did not end as planned, then say so. ConfigError: one clear line, before training.
+    Diverged: NaN/inf, where, the fix, the last good checkpoint (divergence.py). WriteError (or an OSError of the
+    same kinds): disk full or no permission, the file, the fix (checkpoint_io.py). KeyboardInterrupt or Lightning's
+    exit after it: a second Ctrl-C, which does not wait for the iteration end. Anything else is a bug or a broken
+    environment: a single run shows its traceback."""
+    if isinstance(e, OSError) and e.errno in WRITE_CAUSES:
+        e = cannot_write(e.filename or folder.run_dir, e)
+    if isinstance(e, ConfigError):
+        status, say = "config_error", f"config error: {e}"
+    elif isinstance(e, Diverged):
+        status, say = "diverged", f"diverged: {e}"
+    elif isinstance(e, WriteError):
+        status, say = "failed", str(e)
+    elif isinstance(e, Exception):
+        status, say = "failed", None  # a bug: its traceback, in a single run
+    else:
+        status, say = "interrupted", None
+    line = (f"{type(e).__name__}: {e}" if status == "failed" and say is None else str(e)).strip().splitlines()
+    if status == "interrupted":
+        line = ["stopped by a second Ctrl-C (SIGINT) mid-iteration; the same command continues it from its last "
+                "checkpoint"]
+    _finish_wandb(exit_code=1)  # a run that failed before Lightning's teardown must not stay open
+    try:
+        with _uninterrupted():
+            if status != "interrupted":
+                write_error(folder.run_dir, e)
+            folder.write_status(status, line[0] if line else type(e).__name__, metrics)
+    except WriteError as unwritten:  # the disk that failed the run may refuse its status too
+        print(f"ganlab: {unwritten}", file=sys.stderr)
+    if status == "interrupted" or (say is None and not multirun):
+        raise e
+    if multirun:
+        return FAILED_OBJECTIVE  # the sweep goes on; SweepReport reports this job at its end
+    sys.exit(f"ganlab: {say}")
+
+
+def _other_rank(cfg: DictConfig, run_dir: Path, overrides: list[str], multirun: bool) -> float | None:
+    """A DDP rank other than zero: the same plan (read only) and training; rank zero records the run."""
+    try:
+        resolve_precision(cfg)
+        plan = resume.plan(cfg, run_dir, overrides)
+        if plan.completed is not None:
+            return None
+        with open_dict(cfg):
+            cfg.ckpt_path = plan.ckpt
+        metrics = train(cfg)
+    except Exception as e:
+        _finish_wandb(exit_code=1)
+        if multirun:
+            return FAILED_OBJECTIVE
+        if isinstance(e, (ConfigError, Diverged, WriteError)):
+            sys.exit(f"ganlab: {e}")
+        raise
+    if "interrupted" in metrics:
+        _hand_on(int(metrics["interrupted"]))
+    return None
 
 
 def _hand_on(signum: int) -> None:

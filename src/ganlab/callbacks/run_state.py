@@ -8,6 +8,8 @@
   holding a single state (saved before this), gives rank 0's state to every rank, with a warning.
 - The run's resolved config, the data's sample shape and the classes G is conditioned on (they depend on the
   data), so sample.py / evaluate.py rebuild the generator from the checkpoint alone.
+- The rows of csv/metrics.csv up to the checkpoint (`metrics_csv`, the file's text), so a continued run rebuilds
+  a file that was lost or damaged meanwhile (csv_logger.py).
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_warn
+
+from ..csv_logger import CSVLog
 
 
 def get_rng_state() -> dict:
@@ -82,3 +86,6 @@ class RunState(L.Callback):
         checkpoint["config"] = self.config
         checkpoint["shape"] = list(trainer.datamodule.shape)
         checkpoint["generator_classes"] = int(getattr(pl_module.generator, "num_classes", 0))  # G's labels: 0 = none
+        for logger in trainer.loggers:
+            if isinstance(logger, CSVLog):
+                checkpoint["metrics_csv"] = logger.snapshot()

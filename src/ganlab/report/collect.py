@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..run_folder import in_use
+
 SEED = re.compile(r"^\+{0,2}seed=")
 
 
@@ -31,7 +33,8 @@ class ReportError(ValueError):
 class Run:
     path: Path
     overrides: list[str]
-    status: str                     # completed | failed | diverged | config_error | interrupted | incomplete
+    status: str                     # completed | failed | diverged | config_error | interrupted | stopped |
+                                    # running | killed | incomplete
     error: str | None = None
     data: str = "?"                 # the data set, as chosen on the command line (data=ring8) or by a preset
     seed: int | None = None
@@ -138,6 +141,8 @@ def read_run(path: Path, job: dict | None = None) -> Run:
     iterations = int(iterations) if isinstance(iterations, (int, float)) else None
     if status is not None:
         state, error = str(status["status"]), status.get("error")
+        if state == "running" and not in_use(path):  # its launch would hold the folder (run_folder.py)
+            state, error = "killed", "killed while it ran (status.json says running); the same command continues it"
     elif job is not None and job.get("status"):
         state, error = str(job["status"]), job.get("error")
     else:  # an older run: judge by how far its csv got
