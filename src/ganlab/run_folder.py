@@ -109,7 +109,10 @@ def claim(run_dir: str | Path, overrides: Sequence[str] = ()) -> Iterator[Claim]
     """Hold `run_dir` for this launch of `overrides` (see the module's docstring); FolderInUse if another launch
     holds it."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise cannot_write(run_dir / LOCK, e) from None
     held = _lock(run_dir, overrides)
     try:
         yield held

@@ -190,7 +190,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         with run_folder.claim(run_dir, overrides) as folder:
             return _launch(cfg, folder, multirun, hydra_files)
-    except FolderInUse as e:  # nothing of the folder was touched
+    except (FolderInUse, WriteError) as e:  # in use, or no lock file can be made there: nothing was written
         if multirun:
             print(f"ganlab: job in {run_dir}: {e}", file=sys.stderr)
             return FAILED_OBJECTIVE
