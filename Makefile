@@ -8,7 +8,7 @@ CACHE := $(or $(GANLAB_CACHE),$(HOME)/.cache/ganlab)
 INCEPTION := $(CACHE)/fid_inception_v3.pt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup data inception classifier train test bench gpu-check device-wheels study stacked clean
+.PHONY: help setup data inception classifier train test test-fast bench gpu-check device-wheels study stacked clean
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -38,8 +38,11 @@ classifier: setup  ## train Fashion-MNIST's domain classifier (cheap FID feature
 train: setup classifier  ## train the default experiment, fmnist_fast (DCGAN + EMA + TTUR + R1 on Fashion-MNIST, 12,000 iterations or 13.5 min)
 	$(PY) train.py experiment=fmnist_fast $(ARGS)
 
-test: setup  ## run the test suite (includes short real trainings that check learned behaviour)
-	$(PY) -m pytest -q --durations=25 $(ARGS)
+test: setup  ## run the test suite (includes short real trainings that check learned behaviour), a worker per core
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=25 $(ARGS)
+
+test-fast: setup  ## the edit-test loop: unit, closed-form and single-step tests (no subprocess, no training run)
+	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow" $(ARGS)
 
 bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench/
 	$(PY) -m ganlab.bench $(ARGS)

@@ -19,6 +19,11 @@ from ganlab.train import CONF_DIR
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 ROOT = Path(__file__).resolve().parents[1]
+XDIST = bool(os.environ.get("PYTEST_XDIST_WORKER"))  # make test: a worker per core (-n auto --dist loadfile)
+if XDIST:  # one thread each, no oversubscription
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess:
@@ -26,6 +31,17 @@ def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
+
+
+def pip_install_or_skip(target: Path, *packages: str) -> None:
+    """`pip install --target` of a reference implementation the test compares with; the test skips, saying why,
+    when pip cannot get it (no package index reachable)."""
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                           "--disable-pip-version-check", "--target", str(target), *packages],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"cannot install the reference {' '.join(packages)} (no package index?): {why}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -146,13 +162,40 @@ def fixture_classifier(idx_root, metrics_cache):
 
 
 @pytest.fixture(scope="session")
-def fashion_classifier(metrics_cache):
+def fashion_classifier(metrics_cache, tmp_path_factory):
     """`python train_classifier.py data=fashion_mnist` as shipped (real Fashion-MNIST, ~91% test accuracy),
-    saved into the tests' metrics cache where the metrics find it: trained once per test session."""
+    saved into the tests' metrics cache where the metrics find it: trained once per test session. Under
+    pytest-xdist the first worker that needs it trains it into a folder the workers share (behind a file lock),
+    and the others copy it from there (it takes ~2 minutes on one thread)."""
+    import fcntl
+    import json
+    import shutil
+
+    import torch
+
+    from ganlab.metrics.classifier import classifier_path
     from ganlab.train_classifier import train_classifier
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return train_classifier(compose("classifier", overrides=["data=fashion_mnist"]))
+        cfg = compose("classifier", overrides=["data=fashion_mnist"])
+    if not XDIST:
+        return train_classifier(cfg)
+    shared = tmp_path_factory.getbasetemp().parent / "fashion_classifier"  # the session's folder, above gw0, gw1
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mine, done = classifier_path(cfg.data.root), shared / "result.json"
+        if done.is_file():
+            shutil.copy(shared / mine.name, mine)
+            return json.loads(done.read_text())
+        torch.set_num_threads(2)  # the other worker is likely waiting for it
+        try:
+            result = train_classifier(cfg)
+        finally:
+            torch.set_num_threads(1)
+        shutil.copy(mine, shared / mine.name)
+        done.write_text(json.dumps(result))
+        return result
 
 
 @pytest.fixture

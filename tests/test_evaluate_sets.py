@@ -126,6 +126,7 @@ def test_two_sets_on_the_domain_classifier_print_one_json_line(tmp_path, idx_roo
     assert few["fid"] > 0 and [few[k] for k in ("precision", "recall", "density", "coverage")] == [None] * 4
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not inception_path().is_file(), reason="make inception")
 def test_lucic2018_on_a_checkpoint(tmp_path, idx_root, monkeypatch):
     """The protocol's real set is the data set's t10k split at 28x28 straight from the files; the generator's

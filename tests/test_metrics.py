@@ -67,6 +67,7 @@ def test_fid_with_the_domain_classifier_and_the_cache(tmp_path, idx_root, fixtur
     assert fid_kid(r, embed(feats, darker))["fid"] > 1.0
 
 
+@pytest.mark.slow
 def test_fid_with_the_standard_inception_network(idx_root):
     assert inception_path().is_file(), "`make inception` puts the FID network in the cache; `make test` runs it"
     net = InceptionFeatures()

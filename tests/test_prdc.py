@@ -29,7 +29,7 @@ from ganlab.metrics.suite import Suite
 from ganlab.report.stats import HIGHER_IS_BETTER
 from ganlab.sweep import check_objective
 
-from .conftest import make_cfg
+from .conftest import make_cfg, pip_install_or_skip
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 # prdc 0.2 (the package's last release) imports sklearn.metrics.pairwise_distances; scikit-learn's own
@@ -111,8 +111,7 @@ def reference_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
     site = tmp_path_factory.mktemp("prdc_site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-                    "--target", str(site), *REFERENCE], check=True)
+    pip_install_or_skip(site, *REFERENCE)
     folder = tmp_path_factory.mktemp("prdc_reference")
     cases = reference_cases()
     for name, (real, fake) in cases.items():
@@ -125,6 +124,7 @@ def reference(tmp_path_factory) -> dict:
     return json.loads((folder / "prdc.json").read_text())
 
 
+@pytest.mark.slow
 def test_agrees_with_the_prdc_package(reference):
     ours = {name: prdc(torch.from_numpy(real), torch.from_numpy(fake), chunk=64)
             for name, (real, fake) in reference_cases().items()}
@@ -154,6 +154,7 @@ def fashion_suite(fashion_classifier):
     return suite, test.x, test.y
 
 
+@pytest.mark.slow
 def test_held_out_real_images_score_near_one(fashion_suite):
     """Test-split images against the training images, through the metrics a run logs: k-NN balls of 2,000
     points miss ~12% of a fresh sample of the same distribution (precision and recall ~0.88 here), density ~1,
@@ -165,6 +166,7 @@ def test_held_out_real_images_score_near_one(fashion_suite):
     assert 0.85 < m["density"] < 1.15 and m["coverage"] > 0.9, m
 
 
+@pytest.mark.slow
 def test_a_generator_collapsed_to_three_classes_keeps_precision_and_loses_recall_and_coverage(fashion_suite):
     """Samples that are real test images of only 3 of the 10 classes (five triples drawn with a fixed seed): each
     is a real garment, so precision stays where held-out images have it; 7 classes are missing, so coverage

@@ -71,6 +71,7 @@ def test_explicit_bf16_on_a_cpu_without_bf16_units_is_kept_with_a_warning(tmp_pa
         assert run_precision(tmp_path, monkeypatch, False, "trainer.precision=bf16-mixed") == "bf16-mixed"
 
 
+@pytest.mark.slow
 def test_the_same_command_continues_a_trainer_fast_run(tmp_path):
     """The run's checkpoint records the resolved precision (32-true or bf16-mixed), the command says auto: the
     folder's run must still be this command's run (train.py resolves before resume.plan compares)."""

@@ -51,6 +51,7 @@ def preset_overrides(preset: str, data: str, idx_root) -> list[str]:
     return OWN_IMAGES[preset](idx_root) if preset in OWN_IMAGES else small_images(idx_root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("data", ["toy", "images"])
 def test_preset_trains_resumes_and_samples(tmp_path, idx_root, preset, data):

@@ -28,6 +28,7 @@ def lines(text: str) -> list[re.Match]:
     return found
 
 
+@pytest.mark.slow
 def test_lines_when_stdout_is_not_a_terminal(tmp_path):
     """`python train.py ... > log`: a line per `every` seconds (0 here: every iteration) and one at the end, with
     the iteration of the total, the rate, the ETA (the time elapsed at the end) and the latest logged losses; no

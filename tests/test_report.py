@@ -88,6 +88,7 @@ def table_row(text: str, first_cell: str, header_start: str) -> dict[str, str]:
     raise AssertionError(f"no row {first_cell!r} under {header_start!r}")
 
 
+@pytest.mark.slow
 def test_runs_are_grouped_by_setting_over_seeds(sweep, report):
     groups = group(collect([sweep]))
     assert list(groups) == ["ring8"]
@@ -122,6 +123,7 @@ def test_table_holds_mean_and_std_over_seeds_of_final_and_best(sweep, report):
     assert np.mean([min(v) for v in w1]) < np.mean([max(v) for v in w1])
 
 
+@pytest.mark.slow
 def test_figures_are_valid_pngs(report):
     text, out = report
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
@@ -251,6 +253,7 @@ def test_runs_without_status_files_are_judged_by_their_csv(sweep, tmp_path):
     assert [r.path for r in g.runs] == [old]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing", "not_a_run", "one_bad_of_two"])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, sweep, case):
     (tmp_path / "plain").mkdir()

@@ -151,6 +151,7 @@ def run_workers(tmp_path: Path, idx_root: Path, classifier: str, cache: Path, na
     return [torch.load(out, weights_only=True) for out in outs]
 
 
+@pytest.mark.slow
 def test_two_processes_filling_the_same_cache_at_once_both_succeed(tmp_path, idx_root, classifier, monkeypatch):
     first, second = run_workers(tmp_path, idx_root, classifier, tmp_path / "shared", ["first", "second"])
     files = sorted((tmp_path / "shared" / "stats").iterdir())

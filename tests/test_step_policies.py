@@ -245,5 +245,6 @@ def _ranks(rank: int, world: int, store: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_gradients_and_loss_are_averaged_over_ranks_and_rank_0s_weights_broadcast(tmp_path):
     mp.spawn(_ranks, args=(2, str(tmp_path / "store")), nprocs=2, join=True)

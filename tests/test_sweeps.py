@@ -38,6 +38,7 @@ def status(run_dir: Path) -> dict:
     return record
 
 
+@pytest.mark.slow
 def test_a_failed_job_does_not_stop_a_submitit_sweep_and_is_reported(tmp_path):
     # Hydra's basic sweeper, each job a process of submitit's local executor; job 1 blows up at its first step
     r = train_py("-m", "hydra/launcher=submitit_local", *TINY, "metrics=none", "optim.d.lr=2e-4,1e30",
@@ -59,6 +60,7 @@ def test_a_failed_job_does_not_stop_a_submitit_sweep_and_is_reported(tmp_path):
                        f"ganlab: sweep: 1 of 2 jobs did not complete; see {tmp_path / 'sweep.json'}"], r.stderr
 
 
+@pytest.mark.slow
 def test_optuna_sweep_returns_the_metric_and_a_failed_trial_is_a_failed_trial(tmp_path, no_credentials):
     # trial 0 fails after its W&B run started (trainer.num_nodes=0 is refused when the Trainer is built), trial 1
     # trains: the study goes on and its best is trial 1; each trial has its own W&B run, finished
@@ -102,6 +104,7 @@ def test_a_ddp_sweep_on_one_machine_keeps_one_sweep_folder(tmp_path):
         f"/sweep.json"]
 
 
+@pytest.mark.slow
 def test_a_single_run_writes_its_status_and_keeps_its_one_line_error(tmp_path):
     r = train_py(*TINY, "optimized_metric=val/fid", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 1
@@ -112,6 +115,7 @@ def test_a_single_run_writes_its_status_and_keeps_its_one_line_error(tmp_path):
                                 "metrics": {}, "overrides": [*TINY, "optimized_metric=val/fid"]}
 
 
+@pytest.mark.slow
 def test_a_failed_evaluation_of_the_objective_fails_its_job_and_of_another_metric_warns(tmp_path, idx_root,
                                                                                           monkeypatch):
     cache = tmp_path / "cache"

@@ -145,6 +145,7 @@ def test_image_size_the_net_cannot_make(tmp_path, idx_root):
         train(make_cfg(tmp_path, f"data.root={idx_root}", "data.size=48"))
 
 
+@pytest.mark.slow
 def test_more_samples_than_real_images(tmp_path, idx_root, fixture_classifier):
     """metrics.n beyond the real set would score n samples against fewer real images without a word."""
     with pytest.raises(ConfigError, match=r"metrics: metrics\.n=300 is more than the 256 real images this data "
@@ -165,6 +166,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["model=foo"], "Could not find 'model/foo'"),  # unknown group option: Hydra lists the available ones
     (["model.foo=1"], "Could not override 'model.foo'"),  # unknown key: Hydra names it and the + syntax

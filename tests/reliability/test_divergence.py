@@ -113,6 +113,7 @@ def test_bad_options_fail_before_training(tmp_path, override, message):
         train(make_cfg(tmp_path, *TOY, "iterations=2", override))
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_without_a_traceback(tmp_path):
     # a real blow-up: the critic's first Adam step moves its weights by ~1e30, its next logits overflow
     r = subprocess.run([sys.executable, "train.py", *TOY, "iterations=20", "optim.d.lr=1e30", "metrics=none",

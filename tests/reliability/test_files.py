@@ -84,6 +84,7 @@ def test_a_bad_resume_file_fails_before_training(tmp_path, last_ckpt, kind, mess
     assert not (tmp_path / "ran").exists() and not (tmp_path / "s.npy").exists()
 
 
+@pytest.mark.slow
 def test_sample_cli_says_one_line(tmp_path, last_ckpt):  # one case: each python start costs seconds
     bad = tmp_path / "bad.ckpt"
     write_bad("code", bad, last_ckpt)

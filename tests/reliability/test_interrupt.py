@@ -63,6 +63,7 @@ def rows(out: Path) -> dict[int, dict[str, float]]:
 
 
 # SIGTERM and SIGUSR2, and the exact continuation after a signal: test_faults.py
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR1], ids=lambda s: s.name)
 def test_sigint_and_sigusr1_checkpoint_and_exit_with_128_plus_the_signal(tmp_path, start, signum):
     rc, log = interrupt(start, tmp_path / "run", signum)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ..conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +56,7 @@ def job_processes(folder: Path) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_submitit_time_limit_signal_checkpoints_requeues_and_the_job_continues_its_run(tmp_path):
     log = tmp_path / "sweep.log"
     sweep = subprocess.Popen([sys.executable, "train.py", "-m", "hydra/launcher=submitit_local",
@@ -76,6 +79,7 @@ def test_submitit_time_limit_signal_checkpoints_requeues_and_the_job_continues_i
     assert len(segments) == 2 and len({p.name.rsplit("-", 1)[1] for p in segments}) == 1  # one W&B run
 
 
+@pytest.mark.slow
 def test_a_relaunched_sweep_skips_completed_jobs_and_continues_the_interrupted_one(tmp_path):
     cmd = [sys.executable, "train.py", "-m", *RUN, "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
     log = tmp_path / "first.log"

@@ -67,6 +67,7 @@ def ganlab_lines(text: str) -> list[str]:
 
 # --- one writer ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_launch_is_refused_before_writing_and_a_killed_launch_never_blocks(tmp_path):
     out = tmp_path / "run"
     first = launch(out, *LONG)
@@ -132,6 +133,7 @@ def completed(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_refused_launch_changes_no_file(tmp_path, completed):
     """Other settings in a completed folder (by status.json) and in one whose status is gone (by its checkpoint):
     one config error each, and every file as it was, Hydra's record and a killed writer's leftover included."""
@@ -150,6 +152,7 @@ def test_a_refused_launch_changes_no_file(tmp_path, completed):
         assert snapshot(out) == before
 
 
+@pytest.mark.slow
 def test_a_run_whose_checkpoint_is_at_its_end_is_complete_without_its_status(tmp_path, completed):
     out = tmp_path / "copy"
     shutil.copytree(completed, out)
@@ -168,6 +171,7 @@ def test_a_run_whose_checkpoint_is_at_its_end_is_complete_without_its_status(tmp
 
 # --- an honest status ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_still_writes_a_status(tmp_path):
     """The first Ctrl-C asks for a checkpoint at the iteration end, then the final samples; the second, sent
     while those are drawn, stops at once (Lightning exits): the status says so."""
@@ -286,6 +290,7 @@ def test_a_checkpoint_past_the_file_size_limit_names_the_checkpoint(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no temporary file left
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_with_one_line_and_keeps_last_ckpt(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "train.py", *LONG, "trainer.max_time=00:00:00:01", f"hydra.run.dir={out}"]
@@ -319,6 +324,7 @@ def without_root_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
+@pytest.mark.slow
 def test_an_unwritable_checkpoint_folder_is_one_line_before_training(tmp_path):
     """checkpoints/ without write permission (as root, whose permission override the launch gives up)."""
     out = tmp_path / "run"

@@ -45,6 +45,7 @@ def test_the_critic_sees_the_batch(make_d, kind):
     assert not torch.isclose(alone, in_other_company)  # sample 0's score depends on the rest of its batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", ["toy", "images"])
 @pytest.mark.parametrize("preset, remedy", [("nsgan", "net.d.minibatch=std"), ("nsgan", "net.d.minibatch=discrimination"),
                                             ("nsgan", "model.pack=2"), ("nsgan", "model.feature_matching=true"),

@@ -205,6 +205,7 @@ def test_a_gradient_penalty_refuses_a_batchnorm_resnet_critic(tmp_path, idx_root
         train(make_cfg(tmp_path, "model=sngan", f"data.root={idx_root}", "regularizer=[gp]", "net.d.norm=batch"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["sngan", "biggan_small"])
 @pytest.mark.parametrize("size", [28, 32])
 def test_presets_train_a_step_on_images(tmp_path, idx_root, model, size):

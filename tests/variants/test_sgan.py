@@ -149,6 +149,7 @@ def test_resume_draws_the_same_labelled_batches_and_logs_test_accuracy(tmp_path,
 STEPS = 600  # iterations of the SGAN and steps of the classifier alike (~1 epoch of the 60k unlabelled images)
 
 
+@pytest.mark.slow
 def test_sgan_beats_a_classifier_of_the_same_critic_trained_on_the_labelled_images_alone(tmp_path):
     """Real Fashion-MNIST, 10 labelled images per class (100 labels), 28 px, narrow DCGAN nets. The SGAN runs in a
     setting closer to Odena (2016) - G by the non-saturating loss on log Z (model.feature_matching=false), L_unsup
