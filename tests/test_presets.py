@@ -31,6 +31,23 @@ def check_run(out: Path, iterations: int):
     assert list((out / "samples").glob("iter_*.png"))
 
 
+def _flat(node, prefix=""):
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_a_presets_own_settings_hold_in_the_composed_config(tmp_path, preset):
+    """A preset may set keys of any group (model=cyclegan: metrics.n=1000, for sneaker2boot's 6,000 real images);
+    a group composed after it would set them back (metrics/default.yaml's n=10000 did): every value the preset's
+    file sets is the composed config's."""
+    own = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "model" / f"{preset}.yaml"), resolve=False)
+    own.pop("defaults", None)
+    composed = _flat(OmegaConf.to_container(make_cfg(tmp_path, f"model={preset}", "metrics=default"), resolve=False))
+    assert {k: composed.get(k, "<unset>") for k in _flat(own)} == _flat(own)
+
+
 def test_presets_are_all_here():
     assert set(PRESETS) >= {"gan", "nsgan", "dcgan", "lsgan", "wgan", "wgan_gp", "sngan", "cgan", "acgan", "infogan"}
 
