@@ -286,25 +286,23 @@ def _failed(e: BaseException, folder: run_folder.Claim, multirun: bool, metrics:
     if isinstance(e, OSError) and e.errno in WRITE_CAUSES:
         e = cannot_write(e.filename or folder.run_dir, e)
     if isinstance(e, ConfigError):
-        status, say = "config_error", f"config error: {e}"
+        status, line, say = "config_error", str(e), f"config error: {e}"
     elif isinstance(e, Diverged):
-        status, say = "diverged", f"diverged: {e}"
+        status, line, say = "diverged", str(e), f"diverged: {e}"
     elif isinstance(e, WriteError):
-        status, say = "failed", str(e)
-    elif isinstance(e, Exception):
-        status, say = "failed", None  # a bug: its traceback, in a single run
+        status, line, say = "failed", str(e), str(e)
+    elif isinstance(e, Exception):  # a bug: its traceback, in a single run
+        status, line, say = "failed", f"{type(e).__name__}: {e}", None
     else:
-        status, say = "interrupted", None
-    line = (f"{type(e).__name__}: {e}" if status == "failed" and say is None else str(e)).strip().splitlines()
-    if status == "interrupted":
-        line = ["stopped by a second Ctrl-C (SIGINT) mid-iteration; the same command continues it from its last "
-                "checkpoint"]
+        status, line, say = "interrupted", ("stopped by a second Ctrl-C (SIGINT) mid-iteration; the same command "
+                                            "continues it from its last checkpoint"), None
+    first = (line.strip().splitlines() or [type(e).__name__])[0]
     _finish_wandb(exit_code=1)  # a run that failed before Lightning's teardown must not stay open
     try:
         with _uninterrupted():
             if status != "interrupted":
                 write_error(folder.run_dir, e)
-            folder.write_status(status, line[0] if line else type(e).__name__, metrics)
+            folder.write_status(status, first, metrics)
     except WriteError as unwritten:  # the disk that failed the run may refuse its status too
         print(f"ganlab: {unwritten}", file=sys.stderr)
     if status == "interrupted" or (say is None and not multirun):
