@@ -14,11 +14,16 @@ from torch import Tensor
 
 
 class Loss:
-    #: True when E[D(real)] - E[D(fake)] is an estimate of the Wasserstein-1 distance
-    #: (with a Lipschitz-constrained critic); the loop then logs it as train/wasserstein.
+    """What a loss is, declared (read by the loop, the config checks and GANModule.logged; never guessed):"""
+    #: E[D(real)] - E[D(fake)] estimates the Wasserstein-1 distance (with a Lipschitz-constrained critic): the loop
+    #: logs it as train/wasserstein
     estimates_w1 = False
-    #: True when G's loss compares its fakes with real samples (relativistic pairing): g(fake, real)
+    #: G's loss compares its fakes with real samples (relativistic pairing): g(fake, real), and the loop scores the
+    #: real batch in the generator step too
     pairs = False
+    #: the logit is the critic's verdict at 0 (D(x) > 0: "real"), as for a logistic or hinge loss: ADA's overfitting
+    #: heuristic reads that sign (augment/ada.py)
+    signed_logit = False
 
     def d(self, real: Tensor, fake: Tensor) -> Tensor:
         raise NotImplementedError
@@ -32,6 +37,8 @@ class Minimax(Loss):
 
     The generator minimises log(1 - D(G(z))) = -softplus(f): it saturates when D rejects fakes confidently.
     """
+
+    signed_logit = True  # sigmoid(D(x)) is the probability of "real"
 
     def d(self, real, fake):
         # -log sigmoid(r) = softplus(-r);  -log(1 - sigmoid(f)) = softplus(f)
@@ -78,6 +85,8 @@ class Wasserstein(Loss):
 
 class Hinge(Loss):
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): margin 1 on both sides for D, linear for G."""
+
+    signed_logit = True  # the margins sit at -1 and +1 around the verdict 0
 
     def d(self, real, fake):
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()

@@ -60,10 +60,6 @@ class Augment:
         return None
 
 
-# losses whose logit is the critic's verdict at 0 (sign(D(x)) > 0: "real"): ADA's heuristic reads that sign
-SIGNED_LOSSES = ("ganlab.losses.Minimax", "ganlab.losses.Hinge")
-
-
 def build_augment(cfg: DictConfig, shape: tuple[int, ...], module_cls: type, variant: str,
                   data: str, choice: str | None = None) -> Augment | None:
     """The config's augmentation (None for augment=none), refused with one ConfigError naming the key where it
@@ -91,8 +87,7 @@ def build_augment(cfg: DictConfig, shape: tuple[int, ...], module_cls: type, var
                               f"augment.target=null (a fixed augment.p) or use augment=diffaug")
         loss = cfg.get("loss")
         target = str(loss["_target_"]) if loss else None
-        signed = target is not None and any(issubclass(get_class(target), get_class(t)) for t in SIGNED_LOSSES)
-        if not signed:
+        if target is None or not get_class(target).signed_logit:
             what = f"loss={target.rsplit('.', 1)[-1]}" if target else f"model={variant} (an energy critic)"
             raise ConfigError(f"augment.target: ADA's overfitting heuristic reads sign(D(x_real)) as the critic's "
                               f"verdict, which {what} does not give (its logits have no zero point): use a "
