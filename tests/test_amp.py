@@ -134,7 +134,7 @@ def test_wgan_gp_trains_in_fp16_and_logs_the_loss_scale(tmp_path, tracked):
     assert {"train/gp", "train/loss_scale"} <= set(metrics)
     # GradScaler's default 2^16 overflows the first penalty (its seed gradient, 2^16, is over fp16's 65504):
     # that critic step alone is dropped, at 2^15 the run goes on
-    assert m.overflows == 1 and rows[0]["train/loss_scale"] < 2.0**16 and m.skipped == 0
+    assert m.backoff.overflows == 1 and rows[0]["train/loss_scale"] < 2.0**16 and m.nonfinite.skipped == 0
     assert (m.d_steps, m.g_steps) == (40, 8)
     assert m.trainer.precision_plugin.scaler.get_scale() <= 2.0**15
 
@@ -145,7 +145,7 @@ def test_an_overflowing_scale_backs_off_and_training_goes_on(tmp_path, tracked, 
     m = Tracked.last
     scale = m.trainer.precision_plugin.scaler.get_scale()
     # 2^60 .. 2^16: 45 dropped critic steps (the G steps' own inf gradients, skipped by GradScaler, halve it too)
-    assert 30 <= m.overflows <= 45 and scale <= 2.0**15 and m.skipped == 0
+    assert 30 <= m.backoff.overflows <= 45 and scale <= 2.0**15 and m.nonfinite.skipped == 0
     assert (m.d_steps, m.g_steps) == (60, 12)  # dropped steps count, as skipped ones do
     rows = read_metrics(tmp_path)
     scales = [r["train/loss_scale"] for r in rows]
@@ -166,18 +166,18 @@ def test_a_real_divergence_in_fp16_stops_once_the_scale_is_spent(tmp_path, track
     m = Tracked.last
     msg = str(e.value)
     # first, one halving per bad step (critic and generator alike) while the scale is >= 1 ...
-    assert m.overflows == math.log2(m.scale_at_nan) + 1
+    assert m.backoff.overflows == math.log2(m.scale_at_nan) + 1
     assert m.trainer.precision_plugin.scaler.get_scale() == 0.5
     # ... then the step is non-finite as in fp32: stop at once, or skip until max_skips of one net in a row
     assert re.search(r"in fp16 \(16-mixed\), with the loss scale already down to 0\.5: .*"
                      r"use trainer\.precision=bf16-mixed \(or 32-true\)\. Fix: ", msg), msg
     if mode == "stop":
         assert re.search(r": the (critic|generator) step was non-finite \(train/[dg]_loss=nan\) in fp16", msg), msg
-        assert m.skipped == 0
+        assert m.nonfinite.skipped == 0
     else:
         assert re.search(r": 3 (critic|generator) steps in a row were non-finite and skipped \(model\.max_skips; "
                          r"the last: train/[dg]_loss=nan\) in fp16", msg), msg
-        assert sorted(m.skipped_in_a_row.values()) == [2, 3] and m.skipped == 5
+        assert sorted(m.nonfinite.in_a_row.values()) == [2, 3] and m.nonfinite.skipped == 5
 
 
 @pytest.mark.gpu

@@ -49,3 +49,52 @@ def test_the_core_never_imports_the_command_line_modules():
         if bad:
             offenders[name] = sorted(bad)
     assert not offenders, f"core modules importing the command line: {offenders}"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """ganlab module -> the ganlab modules it imports (at the top or inside a function)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in imported(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of `graph`: each strongly connected set of more than one module (Tarjan)."""
+    index, low, stack, found = {}, {}, [], []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycles_finds_a_circle_and_nothing_else():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle():
+    """A circle (even closed by a lazy import inside a function) means two parts cannot be understood apart."""
+    assert cycles(import_graph()) == []
+
+
+def test_files_stay_readable_in_one_sitting():
+    """The loop (module.py) at most 300 lines, every other source file at most 400."""
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert sizes["module.py"] <= 300
+    assert {name: n for name, n in sizes.items() if n > 400} == {}

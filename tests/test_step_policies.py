@@ -14,7 +14,7 @@ from torch import nn
 from ganlab.divergence import Diverged
 from ganlab.module import GANModule
 from ganlab.steps.loss_scale import LossScaleBackoff, back_off
-from ganlab.steps.nonfinite import NonFiniteSteps, what_was_bad
+from ganlab.steps.nonfinite import Net, NonFiniteSteps, what_was_bad
 from ganlab.steps.rank_average import average_over_ranks
 from ganlab.strategy import broadcast_from_rank0
 
@@ -26,31 +26,31 @@ def test_stop_raises_at_the_first_non_finite_step_naming_it():
     policy = NonFiniteSteps("stop", max_skips=5)
     with pytest.raises(Diverged, match=r"^iteration 3 \(7 critic steps done\): the critic step was non-finite "
                                        r"\(train/d_loss=nan\)\. Fix: ") as e:
-        policy.dropped("critic", NAN, iteration=3, d_steps=7)
+        policy.dropped(Net.CRITIC, NAN, iteration=3, d_steps=7)
     assert (e.value.iteration, e.value.d_steps) == (3, 7)
-    assert policy.skipped == 0 and policy.in_a_row == {"critic": 0, "generator": 0}
+    assert policy.skipped == 0 and policy.in_a_row == {Net.CRITIC: 0, Net.GENERATOR: 0}
 
 
 def test_skip_counts_and_raises_after_max_skips_in_a_row_of_one_net():
     policy = NonFiniteSteps("skip", max_skips=3)
-    policy.dropped("critic", NAN, 1, 1)
-    policy.dropped("critic", NAN, 2, 2)
-    policy.dropped("generator", NAN, 2, 2)  # the other net's streak is its own
-    assert policy.skipped == 3 and policy.in_a_row == {"critic": 2, "generator": 1}
-    policy.taken("generator")
-    assert policy.in_a_row == {"critic": 2, "generator": 0}
+    policy.dropped(Net.CRITIC, NAN, 1, 1)
+    policy.dropped(Net.CRITIC, NAN, 2, 2)
+    policy.dropped(Net.GENERATOR, NAN, 2, 2)  # the other net's streak is its own
+    assert policy.skipped == 3 and policy.in_a_row == {Net.CRITIC: 2, Net.GENERATOR: 1}
+    policy.taken(Net.GENERATOR)
+    assert policy.in_a_row == {Net.CRITIC: 2, Net.GENERATOR: 0}
     with pytest.raises(Diverged, match=r": 3 critic steps in a row were non-finite and skipped \(model\.max_skips; "
                                        r"the last: train/d_loss=nan\)\. Fix: "):
-        policy.dropped("critic", NAN, 3, 3)
-    assert policy.skipped == 4 and policy.in_a_row["critic"] == 3
+        policy.dropped(Net.CRITIC, NAN, 3, 3)
+    assert policy.skipped == 4 and policy.in_a_row[Net.CRITIC] == 3
 
 
 def test_a_taken_step_ends_the_streak():
     policy = NonFiniteSteps("skip", max_skips=2)
     for it in range(10):  # bad, good, bad, good, ...: never two in a row
-        policy.dropped("critic", NAN, it, it)
-        policy.taken("critic")
-    assert policy.skipped == 10 and policy.in_a_row["critic"] == 0
+        policy.dropped(Net.CRITIC, NAN, it, it)
+        policy.taken(Net.CRITIC)
+    assert policy.skipped == 10 and policy.in_a_row[Net.CRITIC] == 0
 
 
 def test_the_message_names_the_bad_logged_values_else_the_gradients_and_ends_with_the_hint():
@@ -58,7 +58,7 @@ def test_the_message_names_the_bad_logged_values_else_the_gradients_and_ends_wit
                          "train/ok": torch.tensor(1.0)}) == "train/g_loss=inf, train/x=nan"
     assert what_was_bad({"train/d_loss": torch.tensor(1.0)}) == "its gradients"
     with pytest.raises(Diverged, match=r"the generator step was non-finite \(its gradients\) HINT\. Fix: "):
-        NonFiniteSteps("stop").dropped("generator", {"train/g_loss": torch.tensor(1.0)}, 1, 1, hint=" HINT")
+        NonFiniteSteps("stop").dropped(Net.GENERATOR, {"train/g_loss": torch.tensor(1.0)}, 1, 1, hint=" HINT")
 
 
 @pytest.mark.parametrize("mode, max_skips, message", [
@@ -72,13 +72,13 @@ def test_bad_options_are_refused(mode, max_skips, message):
 
 def test_the_skip_counters_round_trip_through_their_state():
     policy = NonFiniteSteps("skip", max_skips=10)
-    policy.dropped("critic", NAN, 1, 1)
-    policy.dropped("generator", NAN, 1, 1)
-    policy.taken("critic")
+    policy.dropped(Net.CRITIC, NAN, 1, 1)
+    policy.dropped(Net.GENERATOR, NAN, 1, 1)
+    policy.taken(Net.CRITIC)
     state = policy.state_dict()
     assert state == {"skipped": 2, "in_a_row": {"critic": 0, "generator": 1}}
     state["in_a_row"]["generator"] = 99  # a copy: the policy's own dict is not the checkpoint's
-    assert policy.in_a_row["generator"] == 1
+    assert policy.in_a_row[Net.GENERATOR] == 1
     other = NonFiniteSteps("skip", max_skips=10)
     other.load_state_dict(policy.state_dict())
     assert other.state_dict() == policy.state_dict()
@@ -190,8 +190,8 @@ def module(**kwargs) -> GANModule:
 
 def test_the_module_saves_and_loads_the_policies_counters_under_ganlab_skips():
     m = module(on_nonfinite="skip")
-    m.nonfinite.dropped("critic", NAN, 1, 1)
-    m.nonfinite.dropped("critic", NAN, 2, 2)
+    m.nonfinite.dropped(Net.CRITIC, NAN, 1, 1)
+    m.nonfinite.dropped(Net.CRITIC, NAN, 2, 2)
     m.backoff.overflows = 4
     ckpt = {}
     m.on_save_checkpoint(ckpt)
@@ -199,7 +199,8 @@ def test_the_module_saves_and_loads_the_policies_counters_under_ganlab_skips():
     ckpt["ganlab_steps"] = {"d_steps": 2, "g_steps": 2}
     resumed = module(on_nonfinite="skip")
     resumed.on_load_checkpoint(ckpt)
-    assert (resumed.skipped, resumed.skipped_in_a_row, resumed.overflows) == (2, {"critic": 2, "generator": 0}, 4)
+    assert (resumed.nonfinite.skipped, resumed.nonfinite.in_a_row, resumed.backoff.overflows) == (
+        2, {Net.CRITIC: 2, Net.GENERATOR: 0}, 4)
 
 
 @pytest.mark.parametrize("skips", [
@@ -211,7 +212,8 @@ def test_old_checkpoints_still_load(skips):
     m = module()
     m.on_load_checkpoint(ckpt)
     skips = skips or {"skipped": 0, "in_a_row": {"critic": 0, "generator": 0}}
-    assert (m.skipped, m.skipped_in_a_row, m.overflows) == (skips["skipped"], skips["in_a_row"], 0)
+    in_a_row = {net.value: n for net, n in m.nonfinite.in_a_row.items()}
+    assert (m.nonfinite.skipped, in_a_row, m.backoff.overflows) == (skips["skipped"], skips["in_a_row"], 0)
 
 
 # ---- DDP: the average over ranks, rank 0's weights at the start -----------------------------------------------

@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 from .checkpoint_io import write_atomically
 from .config import ConfigError, arg_flag, arg_whole, build
 from .data.base import source_id
+from .labels import Labels
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import PROTOCOLS, InceptionFeatures
 from .metrics.fid import RealFeatures, embed, fid_kid
@@ -83,7 +84,7 @@ def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0
     except (FileNotFoundError, ValueError, TypeError) as e:
         raise ConfigError(f"metrics: {e}") from None
     # a generator conditioned on the data's classes (cGAN, AC-GAN) is scored on the classes it was asked for too
-    uses_labels = getattr(get_class(stored["config"]["model"]["_target_"]), "labels", None) == "all"
+    uses_labels = get_class(stored["config"]["model"]["_target_"]).labels is Labels.ALL
     labels = fixed_labels(g, suite.n) if uses_labels else None
     values = suite(generate(g.to(device), suite.n, seed, device=device), labels)
     return {"ckpt": str(path), "iteration": stored["iteration"], "n": suite.n, "features": suite.features_name,

@@ -1,13 +1,15 @@
-"""The fast step (`trainer=fast`, i.e. `trainer.fast=true` with bf16-mixed and cuDNN autotuning).
+"""The fast executor (`trainer=fast`, i.e. `trainer.fast=true` with bf16-mixed and cuDNN autotuning).
 
 GAN steps are launch-bound: a DCGAN WGAN-GP critic step at 64x64, batch 64, is a few hundred small kernels, and
-the eager loop also stops once per optimizer step for the NaN/inf check (module.GANModule._step). The fast step
-runs the same step code (module.critic_loss / generator_loss, the regularizers, EMA) with three changes:
+the eager executor (steps/eager.py) also stops once per optimizer step for the NaN/inf check. This executor runs
+the module's same two steps (GANModule.critic_step / generator_step) with three changes, all in how it runs them:
 
-- No host sync per step: the finite check of every step's loss and gradients is folded into one flag on the
-  device, read once per logged row (trainer.log_every_n_steps), which is where the run stops with Diverged; the
-  logged values are summed on the device. A step is not dropped when it is bad (that needs the host), so
-  model.on_nonfinite=skip is refused. Checkpoints still refuse non-finite weights (callbacks/checkpoint.py).
+- No host sync per step: its `accepts` folds the finite check of every step's loss and gradients into one flag
+  on the device, read once per logged row (trainer.log_every_n_steps), which is where the run stops with
+  Diverged; the logged values are summed on the device. A step is not dropped when it is bad (that needs the
+  host), so model.on_nonfinite=skip is refused. Checkpoints still refuse non-finite weights
+  (callbacks/checkpoint.py). It uses the torch optimizers under Lightning's wrappers and plain backward (a graph
+  replays kernels, not Lightning's per-step hooks).
 - Channels-last layout for image nets and batches (tensor-core convolutions without transposes).
 - On CUDA, each step is captured once in a CUDA graph and replayed: a critic graph per pattern of due lazy
   regularizers (R1 every 16: two), one generator graph; the optimizers become capturable (their step counters
@@ -16,15 +18,15 @@ runs the same step code (module.critic_loss / generator_loss, the regularizers, 
   graph docs ask. The real batch is copied into the graph's static input before each replay; random draws (z,
   GP's interpolation weights) come from the CUDA generator, which graphs advance on every replay.
 
-What cannot be captured falls back to the eager step with one warning naming why (`capture_blocker`): models
-whose step keeps state on the host (CycleGAN's image pools, SGAN's labelled batches: their `capture_blocker`),
-annealed instance noise (its sigma changes on the host every step) and, on CUDA, optimizers without a capturable
-mode. The other variants keep their state in tensors (BEGAN's k_t, InfoGAN's codes drawn on the device). A
-capture that fails all the same warns once and the run goes on eagerly. What cannot run at all is refused before
-training (`check_fast`): DDP (the gradient all-reduce is outside the graphs), fp16 loss scaling (GradScaler reads
-its overflow flag on the host), on_nonfinite=skip.
-Without CUDA the fast step runs the same static step eagerly (no graphs): tests/test_fast.py checks it computes
-what the eager loop computes.
+What cannot be captured runs on the eager executor with one warning naming why (`why_not_captured`): the parts
+that declare `not_capturable` (a step keeping state on the host: CycleGAN's image pools, SGAN's labelled batches,
+ADA's p, LeCam's averages, annealed instance noise) and, on CUDA, optimizers without a capturable mode. The other
+variants keep their state in tensors (BEGAN's k_t, InfoGAN's codes drawn on the device). A capture that fails all
+the same warns once and the run goes on eagerly. What cannot run at all is refused before training
+(`check_fast`): DDP (the gradient all-reduce is outside the graphs), fp16 loss scaling (GradScaler reads its
+overflow flag on the host), on_nonfinite=skip.
+Without CUDA the fast executor runs the same static step eagerly (no graphs): tests/test_fast.py checks it
+computes what the eager executor computes.
 """
 from __future__ import annotations
 
@@ -32,13 +34,14 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from .config import ConfigError
 from .divergence import Diverged, all_finite
-from .regularizers import InstanceNoise
+from .steps.eager import EagerSteps
+from .steps.nonfinite import Net, OnNonfinite
 
 WARMUP = 3  # eager runs of each step before it is captured (PyTorch's docs: warm up on a side stream first)
 
@@ -51,32 +54,49 @@ def check_fast(cfg: DictConfig, world: int) -> None:
     if str(cfg.trainer.get("precision")) in ("16-mixed", "16"):
         raise ConfigError("trainer.fast=true with trainer.precision=16-mixed: the fp16 loss scaler reads its overflow "
                           "flag on the host every step; use trainer.precision=bf16-mixed (trainer=fast's default)")
-    if cfg.model.get("on_nonfinite", "stop") == "skip":
+    if cfg.model.get("on_nonfinite") == OnNonfinite.SKIP.value:
         raise ConfigError("trainer.fast=true checks for NaN/inf once per logged row, so it cannot drop single bad "
                           "steps: set model.on_nonfinite=stop (the last good checkpoint is kept) or trainer.fast=false")
 
 
-def capture_blocker(module) -> str | None:
+def executor_for(module) -> EagerSteps | FastSteps:
+    """What runs the module's steps from the start of training (once its optimizers exist and a checkpoint's state
+    is loaded): the fast executor for trainer.fast when the steps can be captured, else the eager one."""
+    if not module.fast:
+        return EagerSteps(module)
+    why = why_not_captured(module)
+    if why is not None:
+        rank_zero_warn(f"trainer.fast: {why}; running the eager step")
+        return EagerSteps(module)
+    if module.device.type != "cuda":
+        rank_zero_info("trainer.fast: no CUDA device, so no CUDA graphs: the static step runs eagerly (one finite "
+                       "check per logged row); its speed-up on a CPU comes from bf16 (on CPUs with bf16 units: "
+                       "trainer.precision=auto, precision.py) and channels-last; make bench's dcgan32_fast row "
+                       "measures it")
+    return FastSteps(module)
+
+
+def why_not_captured(module) -> str | None:
     """Why this module's steps cannot be captured in CUDA graphs, or None when they can: a step must keep no state
-    on the host that changes from step to step (a graph replays the values it was captured with)."""
-    if module.capture_blocker:
-        return f"{type(module).__name__} cannot be captured: {module.capture_blocker}"
+    on the host that changes from step to step (a graph replays the values it was captured with). Each part
+    declares it (`not_capturable`)."""
+    if module.not_capturable:
+        return f"{type(module).__name__} cannot be captured: {module.not_capturable}"
     for name, reg in module.regularizers.items():
-        if isinstance(reg, InstanceNoise) and reg.anneal_steps:
-            return f"regularizer.{name} anneals its sigma on the host every step (anneal_steps=0 can be captured)"
-        if reg.state_dict():
-            return f"regularizer.{name} keeps state on the host that changes every step"
+        if reg.not_capturable:
+            return f"regularizer.{name} {reg.not_capturable}"
+    if module.augment is not None and module.augment.not_capturable:
+        return f"{type(module).__name__} cannot be captured: {module.augment.not_capturable}"
     if module.device.type == "cuda":
-        for opt in filter(None, raw_optimizers(module)):
+        for opt in filter(None, torch_optimizers(module)):
             if "capturable" not in opt.defaults:
                 return f"{type(opt).__name__} has no capturable mode (Adam, AdamW and RMSprop have)"
     return None
 
 
-def raw_optimizers(module) -> tuple[torch.optim.Optimizer | None, torch.optim.Optimizer]:
-    """(G's, D's) torch optimizers under Lightning's wrappers (G's is None when G does not train): the fast step
-    calls them directly, not through Lightning's per-step hooks."""
-    return tuple(getattr(o, "optimizer", o) for o in module._optimizers())
+def torch_optimizers(module) -> tuple[torch.optim.Optimizer | None, torch.optim.Optimizer]:
+    """(G's, D's) torch optimizers under Lightning's wrappers (G's is None when G does not train)."""
+    return tuple(getattr(o, "optimizer", o) for o in module.optimizer_pair())
 
 
 def channels_last(module: nn.Module) -> None:
@@ -85,13 +105,12 @@ def channels_last(module: nn.Module) -> None:
         module.to(memory_format=torch.channels_last)
 
 
-class FastStep:
-    """Runs the module's critic and generator steps as described above. Built by the module at the start of
-    training (after the optimizers exist and a checkpoint's state is loaded)."""
+class FastSteps:
+    """Runs the module's critic and generator steps as described above."""
 
     def __init__(self, module):
         self.m = module
-        self.opt_g, self.opt_d = raw_optimizers(module)
+        self.opt_g, self.opt_d = torch_optimizers(module)
         self.device = module.device
         self.capture = self.device.type == "cuda"  # CUDA graphs; elsewhere the static step runs eagerly
         channels_last(module)
@@ -106,49 +125,37 @@ class FastStep:
         self.ok = torch.ones((), dtype=torch.bool, device=self.device)  # every step since the last row was finite
         self.graphs: dict[object, tuple[torch.cuda.CUDAGraph, tuple[str, ...]]] = {}
         self.runs: dict[object, int] = {}  # eager runs per step kind, before its capture
+        self.source: Tensor | None = None  # the batch last copied into the static inputs
         self.real: Tensor | None = None  # static inputs of the graphs: (B, *shape) and (B,) or None
         self.y: Tensor | None = None
         self.first_row = module.iteration  # for the Diverged message: the steps since this iteration are checked
 
-    # ---- the two steps, as plain functions of the static inputs ----------------------------------------------
-    def _critic(self) -> tuple[str, ...]:
-        m, opt = self.m, self.opt_d
-        opt.zero_grad(set_to_none=False)
-        loss, logs = m.critic_loss(self.real, self.y)
-        loss.backward()
-        self._check_and_sum(loss, m.discriminator, logs)
-        opt.step()
-        for reg in m.regularizers.values():
-            reg.after_step(m.discriminator)
-        m.after_critic_step()
-        return tuple(logs)
+    # ---- the verbs a step uses (GANModule.critic_step / generator_step) --------------------------------------
+    def zero_grad(self, opt) -> None:
+        opt.zero_grad(set_to_none=False)  # gradients stay allocated: a graph writes into the same tensors
 
-    def _generator(self) -> tuple[str, ...]:
-        m, opt = self.m, self.opt_g
-        opt.zero_grad(set_to_none=False)
-        m.toggle_optimizer(opt)  # D's parameters stop requiring grad, as in the eager step
-        loss, logs = m.generator_loss(self.real, self.y)
+    def backward(self, loss: Tensor) -> None:
         loss.backward()
-        self._check_and_sum(loss, m.generator, logs)
-        opt.step()
-        m.untoggle_optimizer(opt)
-        if m.ema is not None:
-            m.ema.update(m.generator)
-        return tuple(logs)
 
-    def _check_and_sum(self, loss: Tensor, net: nn.Module, logs: dict[str, Tensor]) -> None:
+    def accepts(self, opt, loss: Tensor, net: nn.Module, logs: dict[str, Tensor], which: Net, iteration: int) -> bool:
+        """Always: the finite check goes into the device-side flag, read at the next row (`collect`)."""
         grads = [p.grad for p in net.parameters() if p.grad is not None]
         self.ok.logical_and_(all_finite([loss, *grads]))
         for k, v in logs.items():
             self.sums[k].add_(v.detach().float())
+        return True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.capturable:
+            portable(checkpoint)
 
     # ---- running them ----------------------------------------------------------------------------------------
     def critic(self, real: Tensor, y: Tensor | None) -> None:
         due = tuple(reg.due(self.m.d_steps) for reg in self.m.regularizers.values())
-        self._run(("critic", due), self._critic, real, y)
+        self._run((Net.CRITIC, due), lambda: self.m.critic_step(self.real, self.y, self), real, y)
 
-    def generator(self) -> None:
-        self._run("generator", self._generator, self.real, self.y)
+    def generator(self, real: Tensor, y: Tensor | None) -> None:
+        self._run(Net.GENERATOR, lambda: self.m.generator_step(self.real, self.y, self), real, y)
 
     def _run(self, kind, fn: Callable[[], tuple[str, ...]], real: Tensor, y: Tensor | None) -> None:
         self._set_inputs(real, y)
@@ -165,8 +172,9 @@ class FastStep:
 
     def _set_inputs(self, real: Tensor, y: Tensor | None) -> None:
         """The batch in the static buffers (channels-last for images) once graphs need them, else as it is."""
-        if real is self.real:  # the generator step reads the critic's last batch
+        if real is self.source:  # the generator step reads the critic's last batch
             return
+        self.source = real
         if not self.capture:
             self.real, self.y = _layout(real), y
             return
@@ -194,10 +202,10 @@ class FastStep:
             with torch.cuda.graph(graph):
                 keys = fn()
         except Exception as e:  # an op that cannot be captured: say which, keep training eagerly
-            if kind == "generator":  # the capture stopped inside the step: D may still be toggled off
+            if kind is Net.GENERATOR:  # the capture stopped inside the step: D may still be toggled off
                 self.m.untoggle_optimizer(self.opt_g)
-            name = kind[0] if isinstance(kind, tuple) else kind
-            rank_zero_warn(f"trainer.fast: the {name} step could not be captured in a CUDA graph "
+            net = kind[0] if isinstance(kind, tuple) else kind
+            rank_zero_warn(f"trainer.fast: the {net.value} step could not be captured in a CUDA graph "
                            f"({type(e).__name__}: {e}); every step runs eagerly from here on")
             self.capture = False
             self.graphs.clear()

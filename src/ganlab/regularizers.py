@@ -1,7 +1,7 @@
 """Critic regularizers: small objects the loop calls at fixed points of a critic step.
 
 Each has `weight` and `every` (lazy regularization: applied every k-th critic step with weight x k, as in
-StyleGAN2). Four hooks, all optional:
+StyleGAN2), and declares in `adds` which of four hooks it has (the loop calls only those):
 
     perturb(x, step, ranks)                     -> x       on every critic input (real and fake) before D, and
                                                            on G's fakes
@@ -23,15 +23,32 @@ Spectral normalization is not here: it is a property of the network (`spectral_n
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import Flag, auto
+
 import torch
+from hydra.utils import get_class
 from torch import Tensor, nn
 
 from .ranks import Ranks
 
 
+class Adds(Flag):
+    """What a regularizer adds to a critic step: the hooks of it that the loop calls."""
+    NOTHING = 0
+    PERTURBATION = auto()  # perturb: every critic input, real and fake (instance noise)
+    PENALTY = auto()  # penalty: a term of the critic's loss from D's input gradients (GP, R1, R2)
+    OUTPUT_PENALTY = auto()  # output_penalty: a term of the critic's loss from the logits D gave (LeCam)
+    AFTER_STEP = auto()  # after_step: acts on D after its optimizer step (weight clipping)
+
+
 class Regularizer:
+    #: the hooks this regularizer has (Adds); a hook it does not declare is never called
+    adds = Adds.NOTHING
     #: True for penalties on per-sample input gradients (GP, R1): invalid with BatchNorm in the critic.
     per_sample = False
+    #: why critic steps with it cannot be captured in CUDA graphs (fast.py), None when they can
+    not_capturable: str | None = None
 
     def __init__(self, weight: float = 1.0, every: int = 1):
         if weight < 0:
@@ -63,6 +80,29 @@ class Regularizer:
         pass
 
 
+def penalties(cfg: Mapping) -> list[str]:
+    """The configured regularizers that add a term to the critic's loss (logged as train/<name>)."""
+    return [name for name, node in (cfg.get("regularizer") or {}).items()
+            if get_class(node["_target_"]).adds & (Adds.PENALTY | Adds.OUTPUT_PENALTY)]
+
+
+def critic_penalties(regularizers: Mapping[str, Regularizer], step: int, critic, real: Tensor, fake: Tensor,
+                     real_logits: Tensor, fake_logits: Tensor, ranks: Ranks,
+                     scaler: torch.amp.GradScaler | None) -> dict[str, Tensor]:
+    """name -> the term each regularizer due at critic step `step` adds to the critic's loss: a penalty on D's
+    input gradients (`critic`: x -> D's outputs) on the (perturbed) batches, or on the logits D gave, (B,) each
+    (None before LeCam's start: nothing added)."""
+    terms = {}
+    for name, reg in regularizers.items():
+        if not reg.due(step):
+            continue
+        if Adds.PENALTY in reg.adds:
+            terms[name] = reg.penalty(critic, real, fake, step, ranks, scaler)
+        elif Adds.OUTPUT_PENALTY in reg.adds:
+            terms[name] = reg.output_penalty(real_logits, fake_logits, step)
+    return {name: term for name, term in terms.items() if term is not None}
+
+
 def _grad_norm(critic: nn.Module, x: Tensor, scaler: torch.amp.GradScaler | None = None) -> Tensor:
     """Per-sample ||dD(x)/dx||_2, shape (B,), in fp32, differentiable (create_graph) for the double backward.
     With a scaler (fp16; an enabled one, as GANModule.loss_scaler gives) the gradient is taken of the scaled
@@ -85,6 +125,7 @@ class GradientPenalty(Regularizer):
     one_sided=True penalises only norms above 1: lambda * E max(0, ||grad|| - 1)^2 (the paper's appendix variant).
     """
 
+    adds = Adds.PENALTY
     per_sample = True
 
     def __init__(self, weight: float = 10.0, every: int = 1, one_sided: bool = False):
@@ -103,6 +144,7 @@ class GradientPenalty(Regularizer):
 class R1(Regularizer):
     """R1 (Mescheder et al. 2018): gamma/2 * E_real ||grad D(x)||^2. `every`=16 is StyleGAN2's lazy interval."""
 
+    adds = Adds.PENALTY
     per_sample = True
 
     def penalty(self, critic, real, fake, step, ranks=Ranks(), scaler=None):
@@ -113,6 +155,7 @@ class R2(Regularizer):
     """R2 (Mescheder et al. 2018; with R1 in R3GAN, Huang et al. 2024): gamma/2 * E_fake ||grad D(x)||^2, the
     zero-centred penalty on generated samples (R3GAN's R2Penalty: its Trainer.py, on the fake batch)."""
 
+    adds = Adds.PENALTY
     per_sample = True
 
     def penalty(self, critic, real, fake, step, ranks=Ranks(), scaler=None):
@@ -131,6 +174,9 @@ class LeCam(Regularizer):
     means (decay 0) and no penalty is added (the code's start_itr=1000 iterations of 4 critic steps). Under DDP
     the means are averaged over the ranks first, so every rank keeps the same alphas. Defaults: the official
     BigGAN CIFAR-10 script (scripts/lc-biggan-cifar10.sh: --LC 0.3)."""
+
+    adds = Adds.OUTPUT_PENALTY
+    not_capturable = "keeps its moving averages on the host, read back every critic step"
 
     def __init__(self, weight: float = 0.3, decay: float = 0.9, start: int = 1000):
         if not 0 <= decay < 1:
@@ -167,6 +213,8 @@ class LeCam(Regularizer):
 class WeightClipping(Regularizer):
     """WGAN (Arjovsky et al. 2017, Algorithm 1): clamp every critic parameter to [-c, c] after each step."""
 
+    adds = Adds.AFTER_STEP
+
     def __init__(self, c: float = 0.01):
         if c <= 0:
             raise ValueError(f"clip c must be > 0, got {c}")
@@ -185,6 +233,8 @@ class InstanceNoise(Regularizer):
     sigma_t anneals linearly from `sigma` to 0 over `anneal_steps` critic steps (0 keeps it constant).
     """
 
+    adds = Adds.PERTURBATION
+
     def __init__(self, sigma: float = 0.1, anneal_steps: int = 0):
         if sigma < 0:
             raise ValueError(f"sigma must be >= 0, got {sigma}")
@@ -192,6 +242,8 @@ class InstanceNoise(Regularizer):
             raise ValueError(f"anneal_steps must be >= 0, got {anneal_steps}")
         super().__init__()
         self.sigma, self.anneal_steps = float(sigma), int(anneal_steps)
+        if self.anneal_steps:  # a graph would replay the sigma it was captured with
+            self.not_capturable = "anneals its sigma on the host every step (anneal_steps=0 can be captured)"
 
     def sigma_at(self, step: int) -> float:
         if self.anneal_steps == 0:

@@ -30,6 +30,7 @@ from .config import ConfigError, build, check_config, check_critic, check_optimi
 from .csv_logger import CSVLog
 from .divergence import Diverged
 from .fast import check_fast
+from .labels import Labels
 from .precision import resolve_precision
 from .run_folder import FolderInUse, write_error
 from .strategy import strategy_for, world_size
@@ -48,13 +49,13 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     data_classes = datamodule.num_classes
     labelled = getattr(datamodule, "labelled", None)  # labels per class kept (data.labelled); None: all
     variant = (HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None) or module_cls.__name__
-    if module_cls.labels is not None and not data_classes:
+    if module_cls.labels is not Labels.NONE and not data_classes:
         raise ConfigError(f"model={variant} trains on class labels, but data={type(datamodule).__name__} has none: "
                           f"use a labelled set (fashion_mnist, mnist, cifar10, or a folder of class subfolders)")
-    if module_cls.labels == "all" and labelled is not None:
+    if module_cls.labels is Labels.ALL and labelled is not None:
         raise ConfigError(f"model={variant} needs the label of every image, but data.labelled={labelled} keeps only "
                           f"some: remove data.labelled (it is for model=sgan)")
-    if module_cls.labels == "subset" and getattr(datamodule, "labelled_subset", None) is None:
+    if module_cls.labels is Labels.SUBSET and getattr(datamodule, "labelled_subset", None) is None:
         raise ConfigError(f"model={variant} needs a labelled subset of an on-device image set (data.labelled=N); "
                           f"data={type(datamodule).__name__} cannot give one: use fashion_mnist, mnist or cifar10")
     if hasattr(datamodule, "held_out") != module_cls.translates:
@@ -82,12 +83,12 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     optim_g, optim_d = build(cfg.optim.g, "optim.g"), build(cfg.optim.d, "optim.d")
     check_optimizer(optim_g, "optim.g")
     check_optimizer(optim_d, "optim.d")
-    extra = {"num_classes": data_classes} if module_cls.labels is not None else {}
+    extra = {"num_classes": data_classes} if module_cls.labels is not Labels.NONE else {}
     if augment is not None:  # augment/: every critic input, real and fake
         extra["augment"] = augment
     module = build(cfg.model, "model", generator=generator, discriminator=discriminator, loss=build(cfg.loss, "loss"),
                    regularizers=regularizers, optim_g=optim_g, optim_d=optim_d, iterations=cfg.iterations, **extra)
-    module.fast = bool(cfg.trainer.get("fast", False))  # the fast step (fast.py): how this module trains
+    module.fast = bool(cfg.trainer.get("fast", False))  # the fast executor (fast.py) runs its steps
     return module
 
 

@@ -36,7 +36,7 @@ GROUPS = "bc"
 
 
 class ADA(Augment):
-    capture_blocker = "augment=ada adjusts p on the host every `interval` critic steps"
+    not_capturable = "augment=ada adjusts p on the host every `interval` critic steps"
 
     def __init__(self, p: float = 0.0, target: float | None = 0.6, interval: int = 4, kimg: float = 500.0,
                  pipe: str = "bc"):

@@ -31,7 +31,7 @@ from ..ranks import Ranks
 
 class Augment:
     #: why steps with this augmentation cannot be captured in CUDA graphs (fast.py), None when they can
-    capture_blocker: str | None = None
+    not_capturable: str | None = None
     #: needs D's logits on real images to mean "real" when positive (ADA's heuristic): checked by build_augment
     reads_logit_sign = False
 
@@ -79,9 +79,7 @@ def build_augment(cfg: DictConfig, shape: tuple[int, ...], module_cls: type, var
     if why:
         raise ConfigError(f"augment={name}: {why}")
     if augment.reads_logit_sign:
-        from ..module import GANModule
-
-        if module_cls.critic_loss is not GANModule.critic_loss:
+        if not module_cls.observes_real_logits:
             raise ConfigError(f"augment.target: ADA adapts p from D's logits on the real batch, which "
                               f"model={variant} computes in its own critic step without them: set "
                               f"augment.target=null (a fixed augment.p) or use augment=diffaug")

@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from ..config import ConfigError
+from ..labels import Labels
 from ..log import emit
 from ..callbacks.publish import due
 from ..nets import fixed_labels
@@ -43,7 +44,7 @@ class Metrics(L.Callback):
     def requested(self, pl_module) -> Tensor | None:
         """The classes pl_module.sample(n) asks for when G is conditioned on the data's classes (cGAN, AC-GAN;
         not InfoGAN's unsupervised categories), else None."""
-        if getattr(pl_module, "labels", None) != "all":
+        if pl_module.labels is not Labels.ALL:
             return None
         return fixed_labels(pl_module.ema.model if pl_module.ema is not None else pl_module.generator, self.suite.n)
 

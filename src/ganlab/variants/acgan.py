@@ -14,12 +14,17 @@ from collections.abc import Mapping
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..labels import Labels
+from ..logged import Logged
 from ..module import GANModule, Latent
 from ..nets.heads import Heads
+from ..steps.nonfinite import Net
 
 
 class ACGAN(GANModule):
-    labels = "all"
+    labels = Labels.ALL
+    LOGS = {**GANModule.LOGS, "d_class_real": Logged(Net.CRITIC), "d_class_fake": Logged(Net.CRITIC),
+            "g_class": Logged(Net.GENERATOR)}
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, num_classes: int,
                  class_weight: float = 1.0, **kwargs):
@@ -38,20 +43,12 @@ class ACGAN(GANModule):
         loss, logs = super().d_objective(real, fake, y, latent)
         cls_real = F.cross_entropy(real["classes"], y)
         cls_fake = F.cross_entropy(fake["classes"], latent.c)
-        logs["train/d_class_real"], logs["train/d_class_fake"] = cls_real.detach(), cls_fake.detach()
+        logs.update(self.logs(d_class_real=cls_real, d_class_fake=cls_fake))
         return loss + self.class_weight * (cls_real + cls_fake), logs
-
-    @classmethod
-    def d_logged(cls, cfg: Mapping) -> set[str]:
-        return super().d_logged(cfg) | {"train/d_class_real", "train/d_class_fake"}
 
     def g_objective(self, fake: dict[str, Tensor], real: Tensor, y: Tensor | None,
                     latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
         loss, logs = super().g_objective(fake, real, y, latent)
         cls = F.cross_entropy(fake["classes"], latent.c)
-        logs["train/g_class"] = cls.detach()
+        logs.update(self.logs(g_class=cls))
         return loss + self.class_weight * cls, logs
-
-    @classmethod
-    def g_logged(cls, cfg: Mapping) -> set[str]:
-        return super().g_logged(cfg) | {"train/g_class"}

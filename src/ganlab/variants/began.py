@@ -14,12 +14,13 @@ Logged: train/k (the k_t each critic step used), train/m_global, train/energy_re
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
+from ..logged import Logged
 from ..module import GANModule, Latent
+from ..steps.nonfinite import Net
 from .ebgan import check_energy_critic
 
 
@@ -35,6 +36,9 @@ def m_global(l_real: Tensor, l_fake: Tensor, gamma: float) -> Tensor:
 
 
 class BEGAN(GANModule):
+    LOGS = {**{name: Logged(Net.CRITIC) for name in ("d_loss", "k", "m_global", "energy_real", "energy_fake")},
+            "g_loss": Logged(Net.GENERATOR)}
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: None = None, *args,
                  gamma: float = 0.5, lambda_k: float = 0.001, **kwargs):
         check_energy_critic(discriminator, loss, kwargs, "began")
@@ -52,18 +56,13 @@ class BEGAN(GANModule):
         l_real, l_fake = real["energy"].mean(), fake["energy"].mean()  # (B,) -> ()
         loss = l_real - self.k * l_fake
         self._balance = torch.stack([l_real, l_fake]).detach()  # consumed by after_critic_step
-        return loss, {"train/d_loss": loss.detach(), "train/k": self.k.clone(),
-                      "train/m_global": m_global(l_real, l_fake, self.gamma).detach(),
-                      "train/energy_real": l_real.detach(), "train/energy_fake": l_fake.detach()}
-
-    @classmethod
-    def d_logged(cls, cfg: Mapping) -> set[str]:
-        return {"train/d_loss", "train/k", "train/m_global", "train/energy_real", "train/energy_fake"}
+        return loss, self.logs(d_loss=loss, k=self.k.clone(), m_global=m_global(l_real, l_fake, self.gamma),
+                               energy_real=l_real, energy_fake=l_fake)
 
     def g_objective(self, fake: dict[str, Tensor], real: Tensor, y: Tensor | None,
                     latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
         loss = fake["energy"].mean()
-        return loss, {"train/g_loss": loss.detach()}
+        return loss, self.logs(g_loss=loss)
 
     @torch.no_grad()
     def after_critic_step(self) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..labels import Labels
 from ..module import GANModule
 
 
 class ConditionalGAN(GANModule):
-    labels = "all"
+    labels = Labels.ALL
 
     def __init__(self, *args, num_classes: int, **kwargs):
         super().__init__(*args, **kwargs)

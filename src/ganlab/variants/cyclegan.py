@@ -34,7 +34,10 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..module import GANModule, penalties
+from ..logged import Logged, declared
+from ..module import GANModule
+from ..regularizers import Adds, penalties
+from ..steps.nonfinite import Net
 
 
 class ImagePool(nn.Module):
@@ -103,7 +106,10 @@ def _redrawn(net: nn.Module) -> nn.Module:
 
 class CycleGAN(GANModule):
     translates = True  # trains on two-domain data only (batches (a, b)), and its generators read images, not noise
-    capture_blocker = "its image pools decide on the host which past fakes the critics see"
+    not_capturable = "its image pools decide on the host which past fakes the critics see"
+    observes_real_logits = False  # its critic step is its own, two critics
+    LOGS = {**GANModule.LOGS, "cycle": Logged(Net.GENERATOR),
+            "identity": Logged(Net.GENERATOR, lambda cfg: cfg["model"].get("lambda_identity", 0.5) > 0)}
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, lambda_cycle: float = 10.0,
                  lambda_identity: float = 0.5, pool_size: int = 50, gan_weight: float = 1.0, **kwargs):
@@ -164,11 +170,10 @@ class CycleGAN(GANModule):
             real, fake = self.perturb(real), self.perturb(self.pools[name].query(fakes[name]))
             d_loss, d_logs = self.d_objective(critic(real), critic(fake), None, None)
             for reg_name, reg in self.regularizers.items():
-                if reg.due(self.d_steps):
+                if Adds.PENALTY in reg.adds and reg.due(self.d_steps):
                     pen = reg.penalty(critic, real, fake, self.d_steps, self.ranks, self.loss_scaler)
-                    if pen is not None:
-                        d_loss = d_loss + pen
-                        logs[f"train/{reg_name}_{name}"] = pen.detach()
+                    d_loss = d_loss + pen
+                    logs[f"train/{reg_name}_{name}"] = pen.detach()
             loss = loss + d_loss
             logs.update({f"{k}_{name}": v for k, v in d_logs.items()})  # train/d_loss_a, train/d_loss_b
         logs["train/d_loss"] = logs["train/d_loss_a"] + logs["train/d_loss_b"]
@@ -182,22 +187,19 @@ class CycleGAN(GANModule):
         cycle_a = (g["ba"](fake_b) - real_a).abs().mean()  # A -> B -> A
         cycle_b = (g["ab"](fake_a) - real_b).abs().mean()  # B -> A -> B
         loss = self.gan_weight * adversarial + self.lambda_cycle * (cycle_a + cycle_b)
-        logs = {"train/g_loss": adversarial.detach(), "train/cycle": (0.5 * (cycle_a + cycle_b)).detach()}
-        if self.lambda_identity > 0:
-            identity = (g["ab"](real_b) - real_b).abs().mean() + (g["ba"](real_a) - real_a).abs().mean()
-            loss = loss + self.lambda_cycle * self.lambda_identity * identity
-            logs["train/identity"] = (0.5 * identity).detach()
-        return loss, logs
+        if self.lambda_identity == 0:
+            return loss, self.logs(g_loss=adversarial, cycle=0.5 * (cycle_a + cycle_b))
+        identity = (g["ab"](real_b) - real_b).abs().mean() + (g["ba"](real_a) - real_a).abs().mean()
+        loss = loss + self.lambda_cycle * self.lambda_identity * identity
+        return loss, self.logs(g_loss=adversarial, cycle=0.5 * (cycle_a + cycle_b), identity=0.5 * identity)
 
     @classmethod
     def logged(cls, cfg: Mapping) -> set[str]:
         """critic_loss's names per critic (train/d_loss_a, ...) and their sum, generator_loss's, and the
         translation grids' val/cycle* (callbacks.translations)."""
-        per_critic = cls.d_logged(cfg) | {f"train/{name}" for name in penalties(cfg)}
+        per_critic = declared(cls.LOGS, cfg, Net.CRITIC) | {f"train/{name}" for name in penalties(cfg)}
         names = super().logged(cfg) - per_critic | {f"{k}_{d}" for k in per_critic for d in "ab"}
-        names |= {"train/d_loss", "train/g_loss", "train/cycle"}
-        if cfg["model"].get("lambda_identity", 0.5) > 0:
-            names.add("train/identity")
+        names.add("train/d_loss")  # the two critics' sum
         if "translations" in (cfg.get("callbacks") or {}):
             names |= {"val/cycle", "val/cycle_a", "val/cycle_b"}
         return names

@@ -12,13 +12,13 @@ Logged: train/energy_real, train/energy_fake (critic step, the batch means of E)
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..logged import Logged
 from ..module import GANModule, Latent
+from ..steps.nonfinite import Net
 
 
 def pull_away(codes: Tensor) -> Tensor:
@@ -46,6 +46,10 @@ def check_energy_critic(discriminator: nn.Module, loss, kwargs: dict, model: str
 
 
 class EBGAN(GANModule):
+    LOGS = {"d_loss": Logged(Net.CRITIC), "energy_real": Logged(Net.CRITIC), "energy_fake": Logged(Net.CRITIC),
+            "g_loss": Logged(Net.GENERATOR),
+            "pt": Logged(Net.GENERATOR, lambda cfg: cfg["model"].get("lambda_pt", 0.1) != 0)}
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: None = None, *args,
                  margin: float = 0.128, lambda_pt: float = 0.1, **kwargs):
         check_energy_critic(discriminator, loss, kwargs, "ebgan")
@@ -60,25 +64,13 @@ class EBGAN(GANModule):
                     latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
         e_real, e_fake = real["energy"], fake["energy"]  # (B,), (B,)
         loss = e_real.mean() + F.relu(self.margin - e_fake).mean()
-        return loss, {"train/d_loss": loss.detach(), "train/energy_real": e_real.mean().detach(),
-                      "train/energy_fake": e_fake.mean().detach()}
-
-    @classmethod
-    def d_logged(cls, cfg: Mapping) -> set[str]:
-        return {"train/d_loss", "train/energy_real", "train/energy_fake"}
+        return loss, self.logs(d_loss=loss, energy_real=e_real.mean(), energy_fake=e_fake.mean())
 
     def g_objective(self, fake: dict[str, Tensor], real: Tensor, y: Tensor | None,
                     latent: Latent) -> tuple[Tensor, dict[str, Tensor]]:
         energy = fake["energy"].mean()
-        logs = {"train/g_loss": energy.detach()}
         if self.lambda_pt == 0:
-            return energy, logs
+            return energy, self.logs(g_loss=energy)
         pt = pull_away(fake["features"])  # (B, F) -> ()
-        logs["train/pt"] = pt.detach()
         loss = energy + self.lambda_pt * pt
-        logs["train/g_loss"] = loss.detach()
-        return loss, logs
-
-    @classmethod
-    def g_logged(cls, cfg: Mapping) -> set[str]:
-        return {"train/g_loss", *(["train/pt"] if cfg["model"].get("lambda_pt", 0.1) else [])}
+        return loss, self.logs(g_loss=loss, pt=pt)

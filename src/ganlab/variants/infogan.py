@@ -24,12 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..logged import Logged
 from ..module import GANModule, Latent
 from ..nets.heads import Heads, mlp_head
 from ..sampling import latents
+from ..steps.nonfinite import Net
 
 
 class InfoGAN(GANModule):
+    LOGS = {**GANModule.LOGS, "mi_bound": Logged(Net.GENERATOR)}
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, categorical: int = 10,
                  continuous: int = 2, lambda_cat: float = 1.0, lambda_cont: float = 0.1, **kwargs):
         if categorical == 1 or categorical < 0:
@@ -73,12 +77,8 @@ class InfoGAN(GANModule):
     def g_objective(self, fake, real, y, latent):
         loss, logs = super().g_objective(fake, real, y, latent)
         info, bound = self.information(fake["q"], latent)
-        logs["train/mi_bound"] = bound.detach()
+        logs.update(self.logs(mi_bound=bound))
         return loss + info, logs
-
-    @classmethod
-    def g_logged(cls, cfg: Mapping) -> set[str]:
-        return super().g_logged(cfg) | {"train/mi_bound"}
 
     @torch.no_grad()
     def traversal(self, code: int | None, columns: int, seed: int = 0) -> Tensor:

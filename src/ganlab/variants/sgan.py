@@ -33,8 +33,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..log import emit
+from ..labels import Labels
+from ..logged import Logged
 from ..module import GANModule, Latent
 from ..nets.heads import Heads
+from ..steps.nonfinite import Net
 
 _LABELLED_STREAM = 7_919  # offsets the labelled draws' permutations from the data's epochs of the same seed
 
@@ -46,8 +49,10 @@ def real_logit(classes: Tensor) -> Tensor:
 
 
 class SGAN(GANModule):
-    labels = "subset"
-    capture_blocker = "its labelled batches are picked on the host from the step count"
+    labels = Labels.SUBSET
+    LOGS = {"d_loss": Logged(Net.CRITIC), "d_sup": Logged(Net.CRITIC), "d_unsup": Logged(Net.CRITIC),
+            "g_loss": Logged(Net.GENERATOR)}
+    not_capturable = "its labelled batches are picked on the host from the step count"
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *args, num_classes: int,
                  labelled_batch: int = 100, unsup_weight: float = 1.0, eval_every: int = 500, **kwargs):
@@ -102,7 +107,7 @@ class SGAN(GANModule):
         """The labelled minibatch (B_l, C, S, S), (B_l,) of critic step `step` on this rank: positions
         [j B_l, (j + 1) B_l) of the endless sequence of permutations of the subset, j = step * world + rank."""
         n, b = len(self.y_l), self.labelled_batch_size
-        world = self.trainer.world_size if self._trainer is not None else 1
+        world = self.ranks.world
         pos = torch.arange(b) + (step * world + self.global_rank) * b  # (B_l,)
         epochs, within = pos // n, pos % n  # (B_l,), (B_l,)
         idx = torch.empty(b, dtype=torch.long)
@@ -123,11 +128,7 @@ class SGAN(GANModule):
         x_l, y_l = self.labelled_batch(self.d_steps)
         sup = F.cross_entropy(self.critic(self.perturb(x_l))["classes"], y_l)  # -log p(y_l | x_l, real)
         loss = sup + self.unsup_weight * unsup
-        return loss, {"train/d_loss": loss.detach(), "train/d_sup": sup.detach(), "train/d_unsup": unsup.detach()}
-
-    @classmethod
-    def d_logged(cls, cfg: Mapping) -> set[str]:
-        return {"train/d_loss", "train/d_sup", "train/d_unsup"}
+        return loss, self.logs(d_loss=loss, d_sup=sup, d_unsup=unsup)
 
     # ---- evaluation -------------------------------------------------------------------------------------
     @torch.no_grad()
