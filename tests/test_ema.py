@@ -1,6 +1,7 @@
 """The EMA generator (ema.py) against a plain-Python reference of TensorFlow's warm-up rule
 d_t = min(decay, (1 + t) / (10 + t)), its update count surviving a state_dict round trip, and its standing
 BatchNorm statistics against an independent computation."""
+import pytest
 import torch
 
 from ganlab.ema import EMA
@@ -112,12 +113,45 @@ def test_checkpoints_hold_standing_statistics_and_a_resumed_copy_computes_the_sa
 def test_a_sync_batchnorm_copy_calibrates_alone_as_a_plain_one(monkeypatch):
     _, ema = trained_pair()
     plain = ema.calibrated().bn.running_var.clone()
+    keys = list(ema.state_dict())
     ema.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(ema.model)  # as trainer.sync_batchnorm=true
+    tensors = [ema.model.bn.weight, ema.model.bn.bias, ema.model.bn.running_mean, ema.model.bn.running_var]
     ema.calibrated_at = -1
 
     def all_reduce(*_):  # SyncBatchNorm's own forward would wait on the other ranks: rank 0 samples alone
         raise AssertionError("the calibration ran SyncBatchNorm's synchronising forward")
     monkeypatch.setattr(torch.nn.SyncBatchNorm, "forward", all_reduce)
     synced = ema.calibrated()
-    assert isinstance(synced.bn, torch.nn.SyncBatchNorm) and "forward" not in synced.bn.__dict__
+    assert type(synced.bn) is torch.nn.BatchNorm1d  # the class G was built with
+    bn = synced.bn  # holding the very tensors it held, so the state_dict keys (and optimizer-free state) stay
+    assert all(a is b for a, b in zip([bn.weight, bn.bias, bn.running_mean, bn.running_var], tensors))
+    assert list(ema.state_dict()) == keys
     torch.testing.assert_close(synced.bn.running_var, plain)
+
+
+def test_a_copy_lightning_reverted_after_fit_still_calibrates():
+    """After a fit with trainer.sync_batchnorm=true Lightning turns the SyncBatchNorm layers into its own BatchNorm
+    class (LayerSync.revert): the calibration finds the layers by name, whatever their class."""
+    from lightning.pytorch.plugins import TorchSyncBatchNorm
+    _, ema = trained_pair()
+    plain = ema.calibrated().bn.running_var.clone()
+    sync = TorchSyncBatchNorm()
+    ema.model = sync.revert(sync.apply(ema.model))
+    ema.model.bn.running_var.fill_(7.0)
+    ema.calibrated_at = -1
+    torch.testing.assert_close(ema.calibrated().bn.running_var, plain)
+
+
+def test_a_g_built_with_sync_batchnorm_is_refused():
+    g = torch.nn.SyncBatchNorm.convert_sync_batchnorm(TinyG())
+    with pytest.raises(ValueError, match=r"SyncBatchNorm layers \(bn\): build G with BatchNorm1d/2d/3d"):
+        EMA(g)
+
+
+def test_an_update_reads_nothing_back_to_the_host():
+    """The decay d_t is a device tensor and the update never reads it (nor anything else) on the host: a CUDA graph
+    capture (trainer=fast) fails on a host read. Meta tensors hold no values, so any read raises."""
+    g = TinyG()
+    ema = EMA(g, decay=0.999).to("meta")
+    ema.update(g.to("meta"))
+    assert ema.updates.device.type == "meta"

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, MissingMandatoryValue, OmegaConf
 import torch
 from torch import nn
 
+from .nets.layers import BATCHNORMS
 from .regularizers import Regularizer
 
 
@@ -276,8 +277,6 @@ def check_config(cfg: DictConfig) -> None:
     if decay is not None and not 0 < decay < 1:
         raise ConfigError(f"model.ema_decay must be in (0, 1), got {decay}: e.g. model.ema_decay=0.999, or "
                           f"model.ema_decay=null for no EMA generator")
-    for key in ("data.std", "data.sigma", "data.radius", "data.spacing"):  # toy mixtures and gauss1d
-        _at_least(cfg, key, 0, f"{key} is a length: set a positive value", strict=True)
     pack, batch = OmegaConf.select(cfg, "model.pack") or 1, OmegaConf.select(cfg, "data.batch_size")
     if batch is not None and batch % pack:
         raise ConfigError(f"data.batch_size={batch} is not a multiple of model.pack={pack}: the critic reads the "
@@ -315,7 +314,7 @@ def check_optimizer(factory, key: str) -> None:
 
 def check_critic(critic: nn.Module, regularizers: Mapping[str, Regularizer]) -> None:
     """Gradient penalties are per sample; BatchNorm couples the samples of a batch (Gulrajani et al. 2017)."""
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules()):
+    if any(isinstance(m, BATCHNORMS) for m in critic.modules()):
         for name, reg in regularizers.items():
             if reg.per_sample:
                 raise ConfigError(f"regularizer.{name} penalises per-sample input gradients, but the critic uses "

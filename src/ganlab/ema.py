@@ -16,18 +16,23 @@ STANDING_SEED) in batches of STANDING_BATCH, averaging the batches' statistics (
 function of the averaged weights, so a resumed run computes the same statistics. Other buffers (spectral-norm
 vectors; every buffer of a G without latents, e.g. CycleGAN's translators) are copied from G at each update.
 Being a submodule of the LightningModule, it is saved in checkpoints and moved across devices with the rest.
+
+`trainer.sync_batchnorm=true` makes Lightning turn every BatchNorm of the LightningModule into a SyncBatchNorm, the
+copy's too. The copy is never trained, and it is calibrated where it is read (rank 0 draws samples and metrics
+alone), where a SyncBatchNorm's training-mode forward would wait on the other ranks for good. So before calibrating,
+the copy's SyncBatchNorm layers are given back the class G was built with (`unsynced`: the same parameter and
+buffer tensors, so the state_dict keys and values stay as they were).
 """
 from __future__ import annotations
 
 import copy
-import types
 
 import torch
 from torch import nn
 
+from .nets.layers import BATCHNORMS
 from .sampling import generate
 
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 STANDING_N = 4096       # latents whose batch statistics become the copy's BatchNorm statistics
 STANDING_BATCH = 256
 STANDING_SEED = 1       # not 0: the metrics' and sample grids' latents (sampling.py) are seed 0's
@@ -41,11 +46,16 @@ class EMA(nn.Module):
         self.decay = float(decay)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # () t, the updates so far
-        norms = {name for name, m in model.named_modules() if isinstance(m, BATCHNORMS)}
-        self.standing = bool(norms) and hasattr(model, "z_dim")  # BatchNorm in a G drawn from latents
+        # {name: class} of G's BatchNorm layers, as G was built (before any trainer.sync_batchnorm conversion)
+        self.norms = {name: type(m) for name, m in model.named_modules() if isinstance(m, BATCHNORMS)}
+        synced = [name for name, kind in self.norms.items() if issubclass(kind, nn.SyncBatchNorm)]
+        if synced:  # unsynced() could not tell which plain class (1d, 2d, 3d) each should become
+            raise ValueError(f"the EMA generator's G has SyncBatchNorm layers ({', '.join(synced)}): build G with "
+                             f"BatchNorm1d/2d/3d and set trainer.sync_batchnorm=true to synchronise them across ranks")
+        self.standing = bool(self.norms) and hasattr(model, "z_dim")  # BatchNorm in a G drawn from latents
         # names of the buffers copied from G: all but the BatchNorm statistics when they are standing ones
         self.copied = {name for name, _ in model.named_buffers()
-                       if not (self.standing and name.rpartition(".")[0] in norms)}
+                       if not (self.standing and name.rpartition(".")[0] in self.norms)}
         self.calibrated_at = -1  # the update count the BatchNorm statistics were computed at (-1: never)
         self.register_state_dict_pre_hook(lambda module, prefix, keep_vars: module.calibrated())
 
@@ -54,7 +64,9 @@ class EMA(nn.Module):
         ema_p, p = list(self.model.parameters()), list(model.parameters())
         t = self.updates
         keep = ((1 + t) / (10 + t)).clamp(max=self.decay)  # () float: d_t
-        torch._foreach_lerp_(ema_p, [q.detach() for q in p], (1 - keep).to(ema_p[0].dtype))
+        weight = (1 - keep).to(ema_p[0].dtype)  # () on the device: lerp's Tensor-weight form reads it there (no sync)
+        for own, live in zip(ema_p, p):  # one lerp per tensor (11 for DCGAN's G); trainer=fast replays them in a graph
+            own.lerp_(live, weight)
         t.add_(1)
         for (name, own), (_, live) in zip(self.model.named_buffers(), model.named_buffers()):
             if name in self.copied:
@@ -65,20 +77,32 @@ class EMA(nn.Module):
         """The copy, in eval mode, its BatchNorm statistics computed for its present weights (standing)."""
         if not self.standing or self.calibrated_at == int(self.updates):
             return self.model.eval()
-        norms = [m for m in self.model.modules() if isinstance(m, BATCHNORMS)]
+        self.unsynced()
+        norms = [self.model.get_submodule(name) for name in self.norms]
         momenta = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
             m.momentum = None  # the cumulative mean over the batches
-            if isinstance(m, nn.SyncBatchNorm):  # the copy's statistics are this process's alone (no all-reduce
-                m.forward = types.MethodType(nn.BatchNorm2d.forward, m)  # on the rank that samples)
         device = next(self.model.parameters()).device
         generate(self.model.train(), STANDING_N, STANDING_SEED, STANDING_BATCH, device)
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-            m.__dict__.pop("forward", None)
         self.calibrated_at = int(self.updates)
         return self.model.eval()
+
+    def unsynced(self) -> None:
+        """Give each SyncBatchNorm layer of the copy back the class G was built with, holding the same tensors: its
+        statistics are then this process's alone (see the module's docstring)."""
+        for name, kind in self.norms.items():
+            sync = self.model.get_submodule(name)
+            if not isinstance(sync, nn.SyncBatchNorm):
+                continue
+            plain = kind(sync.num_features, sync.eps, sync.momentum, sync.affine, sync.track_running_stats,
+                         device="meta")  # its own tensors are replaced by sync's below
+            plain.weight, plain.bias = sync.weight, sync.bias  # None without affine
+            plain.running_mean, plain.running_var = sync.running_mean, sync.running_var
+            plain.num_batches_tracked = sync.num_batches_tracked
+            self.model.set_submodule(name, plain.train(sync.training))
 
     def forward(self, *args, **kwargs):
         return self.calibrated()(*args, **kwargs)

@@ -35,6 +35,7 @@ BAD = [
     (["data.sigma=0", "data=gauss1d"], r"data\.sigma must be > 0, got 0.*positive value"),
     (["data=grid25", "data.std=-0.05"], r"data\.std must be > 0, got -0\.05"),
     (["data=ring8", "data.radius=0"], r"data\.radius must be > 0"),
+    (["data=grid25", "data.spacing=0"], r"data\.spacing must be > 0, got 0.*positive value"),
     (["ckpt_path=/nonexistent/last.ckpt"], r"ckpt_path: no checkpoint at /nonexistent/last\.ckpt"),
     (["iterations=abc"], r"iterations must be a number, got 'abc'"),
     (["iterations=2.5"], r"iterations must be a whole number, got 2\.5"),
@@ -138,6 +139,27 @@ def test_bad_config_fails_before_training(tmp_path, overrides, message):
         base = TOY if not any(o.startswith("data=") for o in overrides) else ["iterations=2"]
         train(make_cfg(tmp_path, *base, *overrides))
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
+
+
+def test_every_batchnorm_class_of_torch_is_one_the_checks_know():
+    """config.check_critic and the EMA generator name BatchNorm by a tuple of public classes (nets/layers.py): a
+    BatchNorm class torch adds must join it (this compares with torch's private base class, in this test only)."""
+    from torch import nn
+    from ganlab.nets.layers import BATCHNORMS
+    torchs = {c for c in vars(nn).values() if isinstance(c, type) and issubclass(c, nn.modules.batchnorm._BatchNorm)}
+    assert torchs and torchs <= set(BATCHNORMS)
+
+
+@pytest.mark.parametrize("norm", ["BatchNorm2d", "SyncBatchNorm", "LazyBatchNorm2d"])
+def test_a_penalty_is_refused_with_any_batchnorm_in_the_critic(norm):
+    from torch import nn
+    from ganlab.config import check_critic
+    from ganlab.regularizers import R1
+    layer = getattr(nn, norm)() if norm.startswith("Lazy") else getattr(nn, norm)(4)
+    critic = nn.Sequential(nn.Conv2d(1, 4, 3), layer)
+    with pytest.raises(ConfigError, match=r"regularizer\.r1 penalises per-sample input gradients.*BatchNorm"):
+        check_critic(critic, {"r1": R1()})
+    check_critic(nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(1, 4)), {"r1": R1()})  # LayerNorm-like: allowed
 
 
 def test_image_size_the_net_cannot_make(tmp_path, idx_root):

@@ -124,3 +124,38 @@ def test_cli_prints_one_line_without_a_traceback(tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.startswith("ganlab:")]
     assert len(lines) == 1 and lines[0].startswith("ganlab: diverged: iteration "), r.stderr
     assert "non-finite" in lines[0] and "No checkpoint was written before it" in lines[0]
+
+
+# ---- the finite check (divergence.all_finite) against each tensor's own isfinite ----------------------------------
+def _cases():
+    big = torch.full((1000,), 60000.0, dtype=torch.float16)  # finite, but its L2 norm (1.9e6) is past fp16's 65504
+    yield "finite", [torch.tensor(0.7), torch.randn(64, 3, 4, 4), torch.randn(10)], True
+    for bad in (math.nan, math.inf, -math.inf):
+        grad = torch.randn(64, 3, 4, 4)
+        grad[5, 1, 2, 3] = bad
+        yield f"a gradient entry {bad}", [torch.tensor(0.7), grad, torch.randn(10)], False
+        yield f"the loss {bad}", [torch.tensor(bad), torch.randn(10)], False
+    yield "bf16 loss, fp32 gradients", [torch.tensor(0.7, dtype=torch.bfloat16), torch.randn(10)], True
+    yield "bf16 NaN loss", [torch.tensor(math.nan, dtype=torch.bfloat16), torch.randn(10)], False
+    yield "fp16 past its norm's range", [big], True
+    yield "fp16 with an inf", [torch.cat([big, torch.tensor([math.inf], dtype=torch.float16)])], False
+    yield "float64", [torch.randn(5, dtype=torch.float64)], True
+    yield "integer tensors are not checked", [torch.tensor([1, 2]), torch.randn(3)], True
+    yield "nothing to check", [torch.tensor([1, 2])], True
+
+
+@pytest.mark.parametrize("what, tensors, finite", list(_cases()), ids=[c[0] for c in _cases()])
+def test_all_finite_says_what_each_tensors_isfinite_says(what, tensors, finite):
+    from ganlab.divergence import all_finite
+    reference = all(bool(t.isfinite().all()) for t in tensors if t.is_floating_point())
+    assert reference == finite  # the case is what it says
+    verdict = all_finite(tensors)
+    assert verdict.dtype == torch.bool and verdict.dim() == 0 and bool(verdict) is finite
+
+
+def test_all_finite_refuses_norms_past_float32s_range():
+    """Finite values whose total L2 norm passes ~1.8e19 (its square, float32's range) count as diverged: the one
+    place where the check is stricter than isfinite, and only for weights or gradients no training survives."""
+    from ganlab.divergence import all_finite
+    assert bool(all_finite([torch.full((4,), 1e18)]))
+    assert not bool(all_finite([torch.full((4,), 1e19)]))

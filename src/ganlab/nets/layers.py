@@ -8,6 +8,10 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 NORMS = ("batch", "layer", "instance", "none")
+# Every BatchNorm class torch has (they share only a private base): layers that couple a batch's samples and keep
+# running statistics (config.check_critic, ema.EMA)
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+              nn.LazyBatchNorm1d, nn.LazyBatchNorm2d, nn.LazyBatchNorm3d)
 
 
 def norm_layer(kind: str, channels: int, conv: bool = True) -> nn.Module:

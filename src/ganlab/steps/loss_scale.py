@@ -11,7 +11,8 @@ GradScaler has no public way to reset its growth tracker (the count of good step
 growth_interval of which the scale grows): `update(new_scale=...)` sets the scale but leaves the tracker as it was
 (torch 2.14, torch/amp/grad_scaler.py), so the scale could grow again sooner than after GradScaler's own backoff.
 The backoff therefore goes through the public state_dict/load_state_dict with the documented "_growth_tracker"
-entry; tests/test_step_policies.py fails if GradScaler stops saving or honouring it.
+entry (the one private name ganlab keeps: docs/performance.md, "Private APIs kept");
+tests/test_step_policies.py fails if GradScaler stops saving or honouring it.
 """
 from __future__ import annotations
 

@@ -107,8 +107,8 @@ class SGAN(GANModule):
         """The labelled minibatch (B_l, C, S, S), (B_l,) of critic step `step` on this rank: positions
         [j B_l, (j + 1) B_l) of the endless sequence of permutations of the subset, j = step * world + rank."""
         n, b = len(self.y_l), self.labelled_batch_size
-        world = self.ranks.world
-        pos = torch.arange(b) + (step * world + self.global_rank) * b  # (B_l,)
+        rank, world = self.ranks  # (0, 1) outside a Trainer
+        pos = torch.arange(b) + (step * world + rank) * b  # (B_l,)
         epochs, within = pos // n, pos % n  # (B_l,), (B_l,)
         idx = torch.empty(b, dtype=torch.long)
         for e in range(int(epochs[0]), int(epochs[-1]) + 1):  # one or two epochs (more when B_l > K * N)
