@@ -25,8 +25,8 @@ from ganlab.data.idx import IdxImages
 from ganlab.images import to_uint8
 from ganlab.metrics.fid import embed
 from ganlab.metrics.prdc import knn_radii, prdc
+from ganlab.metrics.registry import higher_is_better
 from ganlab.metrics.suite import Suite
-from ganlab.report.stats import HIGHER_IS_BETTER
 from ganlab.sweep import check_objective
 
 from .conftest import make_cfg, pip_install_or_skip
@@ -192,4 +192,4 @@ def test_they_are_objectives_a_sweep_can_optimize_on_images_only(tmp_path, name)
     check_objective(make_cfg(tmp_path, "data=fashion_mnist", "metrics=default", f"optimized_metric={name}"))
     with pytest.raises(ConfigError, match=rf"^optimized_metric={name} is an image metric, but data=Grid is toy"):
         check_objective(make_cfg(tmp_path, "data=grid25", "metrics=default", f"optimized_metric={name}"))
-    assert HIGHER_IS_BETTER[name]  # report.py ranks and labels them higher-is-better
+    assert higher_is_better(name)  # report.py ranks and labels them higher-is-better

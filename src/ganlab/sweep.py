@@ -34,14 +34,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint_io import write_atomically
 from .config import ConfigError
-from .metrics import suite
+from .metrics import registry
+from .metrics.registry import Data
 from .run_folder import in_use, read_status
-
-# The sample-quality metrics of metrics/suite.py, by the kind of data that gets them. Losses (train/*) and a
-# variant's own val/* metrics (SGAN's val/accuracy, CycleGAN's val/cycle) depend on the model: its module declares
-# them (GANModule.logged).
-TOY_METRICS = tuple(f"val/{m}" for m in suite.TOY_METRICS + suite.MIXTURE_METRICS)
-IMAGE_METRICS = tuple(f"val/{m}" for m in suite.IMAGE_METRICS)
 
 
 def check_objective(cfg: DictConfig, direction: str | None = None) -> None:
@@ -56,12 +51,16 @@ def check_objective(cfg: DictConfig, direction: str | None = None) -> None:
     if not isinstance(name, str) or not name.startswith(("train/", "val/")):
         raise ConfigError(f"optimized_metric={name!r} is not a metric name: use one as logged in csv/metrics.csv, "
                           f"e.g. optimized_metric=val/w1 (toy data) or optimized_metric=val/fid (images)")
-    higher = suite.HIGHER_IS_BETTER.get(name.removeprefix("val/")) if name.startswith("val/") else None
+    # The sample-quality metrics are registered (metrics/registry.py) with their data and direction. Losses
+    # (train/*) and a variant's own val/* metrics (SGAN's val/accuracy, CycleGAN's val/cycle) depend on the model:
+    # its module declares them (GANModule.logged).
+    family = registry.find(name)
+    higher = None if family is None else registry.higher_is_better(name)
     want = None if higher is None else "maximize" if higher else "minimize"
     if isinstance(direction, str) and want is not None and direction != want:
         raise ConfigError(f"optimized_metric={name} is better {'higher' if higher else 'lower'}, but "
                           f"hydra.sweeper.direction={direction}: set hydra.sweeper.direction={want}")
-    if name not in TOY_METRICS + IMAGE_METRICS:
+    if family is None:
         try:
             logged = get_class(cfg.model._target_).logged(cfg)
         except (ImportError, ValueError) as e:  # a _target_ that does not import: named by hydra's message
@@ -81,13 +80,13 @@ def check_objective(cfg: DictConfig, direction: str | None = None) -> None:
     except (ImportError, ValueError) as e:
         raise ConfigError(f"data._target_: {e}") from None
     toy = issubclass(data_cls, Toy)
-    if toy and name in IMAGE_METRICS:
+    if toy and not family.data.toy:
         raise ConfigError(f"optimized_metric={name} is an image metric, but data={data_cls.__name__} is toy data: "
                           f"use optimized_metric=val/w1")
-    if not toy and name in TOY_METRICS:
+    if not toy and family.data.toy:
         raise ConfigError(f"optimized_metric={name} is a toy-data metric, but data={data_cls.__name__} holds "
                           f"images: use optimized_metric=val/fid")
-    if name.removeprefix("val/") in suite.MIXTURE_METRICS and toy and not issubclass(data_cls, Mixture):
+    if family.data is Data.MIXTURE and toy and not issubclass(data_cls, Mixture):
         raise ConfigError(f"optimized_metric={name} counts the modes of a mixture, but data={data_cls.__name__} "
                           f"has none: use optimized_metric=val/w1, or data=grid25 / data=ring8")
 

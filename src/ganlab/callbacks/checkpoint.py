@@ -2,7 +2,7 @@
 Never with NaN/inf weights: those raise Diverged instead, so last.ckpt stays the last good one.
 
 `best` (a val/* metric, e.g. val/fid) also keeps checkpoints/best.ckpt: the checkpoint of the evaluation where
-that metric was best so far (lower or higher by metrics/suite.py's HIGHER_IS_BETTER). GAN quality swings
+that metric was best so far (lower or higher as metrics/registry.py says). GAN quality swings
 between evaluations and can collapse late (experiment=fmnist_best's comment), so the last checkpoint is not
 always the one to keep. The metric, its best value and that iteration are this callback's state in every
 checkpoint, so a resumed run compares against the same record (one resumed with another metric starts anew)."""
@@ -16,8 +16,8 @@ from lightning.pytorch.callbacks import Checkpoint
 
 from ..config import ConfigError
 from ..divergence import Diverged, all_finite
-from ..metrics.callback import LOGGED, Metrics
-from ..metrics.suite import HIGHER_IS_BETTER, IMAGE_METRICS
+from ..metrics import registry
+from ..metrics.callback import Metrics
 from .publish import on_cadence
 
 
@@ -40,9 +40,10 @@ class Checkpointer(Checkpoint):
     def __init__(self, dirpath: str, every: int = 1000, keep: bool = False, best: str | None = None):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        if best is not None and best not in LOGGED:
-            raise ValueError(f"best must be null or one of the logged metrics ({', '.join(sorted(LOGGED))}), "
-                             f"got {best!r}: e.g. callbacks.checkpoint.best=val/fid")
+        if best is not None and registry.find(best) is None:
+            logged = ", ".join(sorted(registry.logged()))
+            raise ValueError(f"best must be null or one of the logged metrics ({logged}), got {best!r}: e.g. "
+                             f"callbacks.checkpoint.best=val/fid")
         self.dirpath, self.every, self.keep, self.best = Path(dirpath), int(every), bool(keep), best
         self.record: dict = {"value": None, "iteration": None}  # the best value so far and where (state_dict)
         self.metrics: Metrics | None = None  # the run's Metrics callback (on_fit_start), when best is set
@@ -52,7 +53,7 @@ class Checkpointer(Checkpoint):
             return
         metrics = [c for c in trainer.callbacks if isinstance(c, Metrics)]
         toy = len(trainer.datamodule.shape) == 1
-        if not metrics or (self.best.removeprefix("val/") in IMAGE_METRICS) == toy:
+        if not metrics or registry.find(self.best).data.toy != toy:
             why = "metrics=none evaluates nothing" if not metrics else \
                 f"{'toy' if toy else 'image'} data never logs it"
             raise ConfigError(f"callbacks.checkpoint.best={self.best}: {why}; set callbacks.checkpoint.best=null "
@@ -79,7 +80,7 @@ class Checkpointer(Checkpoint):
         done = self.metrics.last  # rank zero's evaluations; None on the other ranks
         v = done[1].get(self.best) if done is not None and done[0] == it else None  # None: none at `it`, or it failed
         better = v is not None and v == v and (self.record["value"] is None or (
-            v > self.record["value"] if HIGHER_IS_BETTER[self.best.removeprefix("val/")] else v < self.record["value"]))
+            v > self.record["value"] if registry.higher_is_better(self.best) else v < self.record["value"]))
         better, v = trainer.strategy.broadcast((better, v), src=0)
         if better:
             self.record = {"value": v, "iteration": it}

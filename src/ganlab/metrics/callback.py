@@ -17,9 +17,8 @@ from ..labels import Labels
 from ..log import emit
 from ..callbacks.publish import due
 from ..nets import fixed_labels
-from .suite import IMAGE_METRICS, MIXTURE_METRICS, TOY_METRICS, Suite, check_options
-
-LOGGED = {f"val/{m}" for m in TOY_METRICS + MIXTURE_METRICS + IMAGE_METRICS}  # the names an evaluation logs
+from . import registry
+from .suite import Suite, check_options
 
 
 class Metrics(L.Callback):
@@ -28,7 +27,7 @@ class Metrics(L.Callback):
             raise ValueError(f"metrics.every must be >= 1, got {every}")
         check_options(**suite)  # bad values fail when the config is built, before anything runs
         self.every, self.options, self.suite = int(every), suite, None
-        self.objective = objective if objective in LOGGED else None  # None: no failed evaluation fails the run
+        self.objective = objective if registry.find(objective) else None  # None: no failed evaluation fails the run
         self.last: tuple[int, dict[str, float]] | None = None  # (iteration, {val/name: value}) of the last
         # evaluation that succeeded, on rank zero (callbacks/checkpoint.py's best reads it)
 

@@ -7,8 +7,15 @@ it collapses onto one class. (The real data's classes are balanced in these sets
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
+
+from .registry import Data, register
+
+if TYPE_CHECKING:
+    from .suite import Evaluation
 
 
 def class_coverage(labels: Tensor, num_classes: int, min_count: int = 1) -> dict[str, float]:
@@ -18,3 +25,10 @@ def class_coverage(labels: Tensor, num_classes: int, min_count: int = 1) -> dict
     nz = p > 0
     kl = float((p[nz] * (p[nz] * num_classes).log()).sum())
     return {"covered": float((counts >= min_count).sum()), "kl": kl}
+
+
+@register(data=Data.LABELLED, higher={"classes": True, "class_kl": False}, order=30)
+def suite_classes(ev: Evaluation) -> dict[str, float]:
+    """Of the classes the domain classifier predicts for the samples."""
+    cov = class_coverage(ev.predicted, ev.suite.dm.num_classes, ev.suite.min_count)
+    return {"classes": cov["covered"], "class_kl": cov["kl"]}

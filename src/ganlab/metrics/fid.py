@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +18,10 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from ..checkpoint_io import write_atomically
 from .features import cache_dir
+from .registry import Data, register
+
+if TYPE_CHECKING:
+    from .suite import Evaluation
 
 
 @torch.no_grad()
@@ -86,3 +91,9 @@ def fid_kid(real: Tensor, fake: Tensor, kid_subset: int = 1000, seed: int = 0) -
         torch.manual_seed(seed)
         kid_mean, _ = kid.compute()
     return {"fid": float(fid.compute()), "kid": float(kid_mean)}
+
+
+@register(data=Data.IMAGES, higher={"fid": False, "kid": False}, order=10)
+def suite_fid_kid(ev: Evaluation) -> dict[str, float]:
+    """fid and kid of the samples' features against the real set's (Suite: both embedded by its feature network)."""
+    return fid_kid(ev.real(), ev.fake, ev.suite.kid_subset)

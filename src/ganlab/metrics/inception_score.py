@@ -6,11 +6,17 @@ supplies: torch-fidelity's `weights-inception-2015-12-05-6726825d.pth` (the TF 2
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torchmetrics.image.fid import NoTrainInceptionV3
 from torchmetrics.image.inception import InceptionScore
+
+from .registry import Data, register
+
+if TYPE_CHECKING:
+    from .suite import Evaluation
 
 
 class InceptionScorer:
@@ -37,3 +43,9 @@ class InceptionScorer:
             metric.update(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
         mean, _ = metric.compute()
         return float(mean)
+
+
+@register(data=Data.IMAGES, higher={"is": True}, order=20)
+def suite_is(ev: Evaluation) -> dict[str, float]:
+    """Only with metrics.is_weights (Suite loads the network)."""
+    return {} if ev.suite.scorer is None else {"is": ev.suite.scorer(ev.images)}

@@ -5,8 +5,15 @@ covered when at least `min_count` HQ samples fall on it.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
+
+from .registry import Data, register
+
+if TYPE_CHECKING:
+    from .suite import Evaluation
 
 
 def mode_coverage(samples: Tensor, modes: Tensor, std: float, k: float = 3.0,
@@ -17,3 +24,10 @@ def mode_coverage(samples: Tensor, modes: Tensor, std: float, k: float = 3.0,
     hq = dist <= k * std  # (N,)
     counts = torch.bincount(nearest[hq], minlength=len(modes))  # (K,)
     return {"modes": float((counts >= min_count).sum()), "hq": float(hq.float().mean())}
+
+
+@register(data=Data.MIXTURE, higher={"modes": True, "hq": True}, order=10)
+def suite_modes(ev: Evaluation) -> dict[str, float]:
+    """Around the data module's modes (K, D), at its per-mode std."""
+    dm = ev.suite.dm
+    return mode_coverage(ev.points, dm.modes.cpu(), dm.std, ev.suite.k, ev.suite.min_count)

@@ -23,8 +23,15 @@ itself once per run (Suite keeps the real radii). At N = 10,000 on one CPU threa
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
+
+from .registry import Data, register
+
+if TYPE_CHECKING:
+    from .suite import Evaluation
 
 PR_K = 3  # Kynkaanniemi et al. 2019's neighbourhood size for precision / recall
 DC_K = 5  # Naeem et al. 2020's for density / coverage
@@ -79,3 +86,11 @@ def prdc(real: Tensor, fake: Tensor, real_radii: dict[int, Tensor] | None = None
         covered[i:i + step] = d.min(1).values <= r_dc[i:i + step]
     return {"precision": in_real.double().mean().item(), "recall": recalled.double().mean().item(),
             "density": (balls.mean() / DC_K).item(), "coverage": covered.double().mean().item()}
+
+
+@register(data=Data.IMAGES, higher=dict.fromkeys(NAMES, True), order=50)
+def suite_prdc(ev: Evaluation) -> dict[str, float]:
+    """On the features of fid / kid; the real set's radii once per Suite."""
+    real = ev.real().to(ev.suite.device)  # (n, F)
+    radii = ev.keep("prdc radii", lambda: knn_radii(real))
+    return prdc(real, ev.fake.to(ev.suite.device), radii)

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 
+from ..metrics.registry import higher_is_better
 from .collect import Group, Run, shared
-from .stats import HIGHER_IS_BETTER, aligned, is_toy, mean_std, quality_metric, spearman, summarize, table_metrics
+from .stats import aligned, is_toy, mean_std, quality_metric, spearman, summarize, table_metrics
 
 
 def pm(mean: float, std: float) -> str:
@@ -57,7 +58,7 @@ def _metrics_table(groups: list[Group]) -> list[str]:
     timed = any("time/seconds" in r.series for g in groups for r in g.runs)
     header = ["group", "n"] + (["minutes"] if timed else [])
     for m in metrics:
-        header += [f"{m} final {'↑' if HIGHER_IS_BETTER[m] else '↓'}", f"{m} best"]
+        header += [f"{m} final {'↑' if higher_is_better(m) else '↓'}", f"{m} best"]
     rows = []
     for g in groups:
         row = [g.label, str(len(g.runs))]
@@ -73,7 +74,7 @@ def _metrics_table(groups: list[Group]) -> list[str]:
                 note = "" if s.n == len(g.runs) else f" (n={s.n})"
                 row += [pm(*s.final) + note, pm(*s.best) + note]
         rows.append(row)
-    best = ", ".join(f"{m} {'highest' if HIGHER_IS_BETTER[m] else 'lowest'}" for m in metrics)
+    best = ", ".join(f"{m} {'highest' if higher_is_better(m) else 'lowest'}" for m in metrics)
     return [f"Mean ± standard deviation (ddof=1) over the seeds of each group; n = completed runs. *final*: at the "
             f"run's last evaluation; *best*: the best evaluation of each run ({best}), then averaged. "
             f"↑ / ↓: higher / lower is better." + (" *minutes*: each run's training time (`time/seconds` at its "

@@ -9,8 +9,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..metrics.registry import higher_is_better
 from .collect import Group
-from .stats import HIGHER_IS_BETTER, aligned, curve, times
+from .stats import aligned, curve, times
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -49,7 +50,7 @@ def curves(groups: list[Group], metrics: list[str], path: Path, columns: int = 4
             if timed and minutes is not None:
                 axes[1].plot(minutes, mean, color=color, marker="o", ms=3)
                 axes[1].fill_between(minutes, lo, hi, color=color, alpha=0.2, lw=0)
-        title = f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)"
+        title = f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)"
         for ax, xlabel in zip(axes, ["iteration", "training time (minutes)"]):
             ax.set_visible(True)
             ax.set_xlabel(xlabel)

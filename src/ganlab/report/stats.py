@@ -6,23 +6,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import suite
+from ..metrics import registry
+from ..metrics.registry import Data
 from .collect import Group, Run
 
-# logged name -> True when higher is better, for the metrics metrics/suite.py computes, by kind of data
-IMAGE_METRICS = {f"val/{m}": suite.HIGHER_IS_BETTER[m] for m in suite.IMAGE_METRICS}
-TOY_METRICS = {f"val/{m}": suite.HIGHER_IS_BETTER[m] for m in suite.MIXTURE_METRICS + suite.TOY_METRICS}
-HIGHER_IS_BETTER = {**IMAGE_METRICS, **TOY_METRICS}
+
+def toy_metrics() -> list[str]:
+    """The logged names of the metrics of toy points (val/modes, val/hq, val/w1, ...), in the registry's order."""
+    return registry.logged(d for d in Data if d.toy)
+
+
+def image_metrics() -> list[str]:
+    """The logged names of the metrics of images (val/fid, val/kid, ...), in the registry's order."""
+    return registry.logged(d for d in Data if not d.toy)
 
 
 def is_toy(groups: list[Group]) -> bool:
     """Toy data logs val/w1 (and val/modes, val/hq); images val/fid."""
-    return any(k in r.series for g in groups for r in g.runs for k in TOY_METRICS)
+    toy = toy_metrics()
+    return any(k in r.series for g in groups for r in g.runs for k in toy)
 
 
 def table_metrics(groups: list[Group]) -> list[str]:
-    """The table's metrics: those of the data set's kind that some run logged, in metrics/suite.py's order."""
-    names = TOY_METRICS if is_toy(groups) else IMAGE_METRICS
+    """The table's metrics: those of the data set's kind that some run logged, in the registry's order."""
+    names = toy_metrics() if is_toy(groups) else image_metrics()
     return [k for k in names if any(k in r.series for g in groups for r in g.runs)]
 
 
@@ -32,7 +39,7 @@ def final_and_best(run: Run, metric: str) -> tuple[float, float] | None:
     if metric not in run.series or not len(run.series[metric][1]):
         return None
     values = run.series[metric][1]  # (T,)
-    return float(values[-1]), float(values.max() if HIGHER_IS_BETTER[metric] else values.min())
+    return float(values[-1]), float(values.max() if registry.higher_is_better(metric) else values.min())
 
 
 @dataclass
