@@ -427,8 +427,6 @@ class GANModule(L.LightningModule):
         if self.at_iteration_end:
             self._step_schedulers()
             self._log_iteration()
-            if self.iteration >= self.iterations:
-                self.trainer.should_stop = True
 
     def _log_iteration(self) -> None:
         """Every trainer.log_every_n_steps iterations: the mean of each value since the last row (one GPU sync)."""
