@@ -11,7 +11,7 @@ TrainResult (result.py).
 Signals: the handler only records the signal. At the next iteration end every rank first writes
 checkpoints/last.ckpt (a signal may be followed by SIGKILL: the checkpoint must not wait for the metrics), then
 the final metrics and grid follow. `train()` returns normally with End.SIGNAL and the signal's number;
-`train.main` records status `interrupted` and then hands the signal on: to the handler that was there before
+`train.main` (launch.py) records status `interrupted` and then hands the signal on: to the handler that was there before
 training when it is a Python one (submitit's, which requeues a SLURM job: hydra/launcher=slurm), else it exits
 with 128 + the signal's number, as a shell reports a process the signal killed. A signal during the last
 iteration changes nothing: that run is complete. A second Ctrl-C does not wait: the first puts back the previous
