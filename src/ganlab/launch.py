@@ -103,7 +103,7 @@ class Launch:
         if self.folder is not None:
             try:
                 with uninterrupted():
-                    if end.error is not None and end.status != "interrupted":
+                    if end.error is not None and end.end is not End.SIGNAL:  # a second Ctrl-C is no error
                         write_error(self.run_dir, end.error)
                     self.folder.write_status(end.status, end.line, metrics)
             except WriteError as unwritten:  # the disk that failed the run may refuse its status too
@@ -118,7 +118,7 @@ class Launch:
             return FAILED_OBJECTIVE
         if end.error is None:
             return value
-        if end.status == "interrupted" or (end.say is None and not self.multirun):
+        if end.end is End.SIGNAL or (end.say is None and not self.multirun):  # a second Ctrl-C; a bug's traceback
             raise end.error
         if self.multirun:
             return FAILED_OBJECTIVE  # the sweep goes on; SweepReport reports this job at its end
