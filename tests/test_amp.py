@@ -125,7 +125,7 @@ def test_scaled_gradient_penalty_pulls_on_the_critic_like_fp32():
 
 # ---- training in fp16 ------------------------------------------------------------------------------------------
 def test_wgan_gp_trains_in_fp16_and_logs_the_loss_scale(tmp_path, tracked):
-    metrics = train(make_cfg(tmp_path, *WGAN_GP, *FP16, *tracked, "iterations=8"))
+    metrics = train(make_cfg(tmp_path, *WGAN_GP, *FP16, *tracked, "iterations=8")).metrics
     m = Tracked.last
     rows = read_metrics(tmp_path)
     assert [r["step"] for r in rows] == list(range(1, 9))

@@ -30,7 +30,7 @@ def test_the_toy_recipe_covers_the_grid(tmp_path):
     10,000-iteration WGAN-GP run (16 minutes there, a quarter of the suite); the WGAN critic's learning is
     test_critic_estimates_the_exact_w1's."""
     metrics = train(make_cfg(tmp_path, "experiment=mixture_fast", "iterations=5000", "metrics.every=5000",
-                             "trainer.log_every_n_steps=100"))
+                             "trainer.log_every_n_steps=100")).metrics
     assert metrics["val/modes"] >= 23, metrics
     assert metrics["val/hq"] >= 0.60, metrics
 

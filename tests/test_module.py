@@ -2,6 +2,7 @@
 import torch
 
 from ganlab.module import GANModule
+from ganlab.result import End
 from ganlab.train import train
 
 from .conftest import make_cfg, read_metrics
@@ -44,10 +45,11 @@ def test_generator_step_leaves_critic_gradients_and_critic_step_leaves_generator
 
 
 def test_counters_and_run_length(tmp_path):
-    metrics = train(make_cfg(tmp_path, "data=grid25", "model=wgan_gp", "net.g.hidden=16", "net.d.hidden=16",
-                             "iterations=7"))
+    result = train(make_cfg(tmp_path, "data=grid25", "model=wgan_gp", "net.g.hidden=16", "net.d.hidden=16",
+                            "iterations=7"))
+    assert (result.end, result.iteration, result.signum) == (End.COMPLETED, 7, None)  # callbacks/stop.py ends it
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ganlab_steps"] == {"d_steps": 35, "g_steps": 7}  # n_critic = 5
     assert ckpt["global_step"] == 42  # Lightning counts every optimizer step: why schedules don't use it
     assert [r["step"] for r in read_metrics(tmp_path) if "train/d_loss" in r] == list(range(1, 8))
-    assert {"train/d_loss", "train/g_loss", "train/gp", "train/wasserstein"} <= set(metrics)
+    assert {"train/d_loss", "train/g_loss", "train/gp", "train/wasserstein"} <= set(result.metrics)

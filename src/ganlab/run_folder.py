@@ -20,7 +20,7 @@ A launch that resume.plan accepts (the folder holds nothing yet, or this run unf
 A refused launch (folder in use, or holding a run of other settings) leaves every file of the folder as it was:
 the lock file it created, in a folder that had none, goes again.
 
-Every launch that was accepted ends by writing `<run_dir>/status.json` (train.main), atomically:
+Every launch that was accepted ends by writing `<run_dir>/status.json` (launch.py, the one place), atomically:
 
     {"status": "running" | "completed" | "failed" | "diverged" | "config_error" | "interrupted" | "stopped",
      "error": "<one line>" or null,

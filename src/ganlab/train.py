@@ -1,13 +1,10 @@
 """`python train.py [overrides]`: compose the config, build every object (failing before training on bad
-input), train, return the final metrics. `train(cfg)` is the function tests and sweeps call."""
+input), train, return how the run ended with its final metrics (result.TrainResult). `train(cfg)` is the function
+tests and sweeps call; `main` is the command line, whose launch records the run (launch.py)."""
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -20,21 +17,21 @@ from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from . import resume
+from . import resume, run_folder
 from .augment import build_augment
-from . import run_folder
 from .callbacks.run_state import RunState
 from .callbacks.stop import Stop
-from .checkpoint_io import WRITE_CAUSES, AtomicCheckpointIO, WriteError, cannot_write, read_checkpoint
+from .checkpoint_io import AtomicCheckpointIO, WriteError, read_checkpoint
 from .config import ConfigError, build, check_config, check_critic, check_optimizer
 from .csv_logger import CSVLog
-from .divergence import Diverged
 from .fast import check_fast
 from .labels import Labels
+from .launch import Launch, refused
 from .precision import resolve_precision
-from .run_folder import FolderInUse, write_error
+from .result import End, TrainResult
+from .run_folder import FolderInUse
 from .strategy import strategy_for, world_size
-from .sweep import FAILED_OBJECTIVE, check_objective, objective
+from .sweep import check_objective, objective
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -116,7 +113,11 @@ def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
                  enable_checkpointing=checkpointing, **kwargs)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def train(cfg: DictConfig) -> TrainResult:
+    """One run of `cfg`: how it ended (completed, time limit or signal: callbacks/stop.py decides), at which
+    iteration, and its final metrics (result.py). Bad input raises ConfigError before training; NaN/inf raises
+    divergence.Diverged; a second Ctrl-C, KeyboardInterrupt (or Lightning's exit after it). No status is written:
+    train.main's launch records the run (launch.py)."""
     check_config(cfg)
     resolve_precision(cfg)  # trainer.precision=auto -> bf16-mixed or 32-true for this machine (Lightning has no auto)
     strategy_for(cfg.trainer)  # refuses strategies other than auto / ddp before anything is built
@@ -129,11 +130,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if start >= cfg.iterations:
         raise ConfigError(f"ckpt_path={ckpt} is at iteration {start}, and iterations={cfg.iterations}: nothing is "
                           f"left to train; raise iterations to train on from it")
+    try:  # every run has it, whatever the callbacks group holds: the run would never end without it
+        stop = Stop(_checkpoint_dir(cfg), cfg.trainer.get("max_time"))
+    except ValueError as e:  # parse_max_time's message names trainer.max_time and the fix
+        raise ConfigError(str(e)) from None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, "data", seed=cfg.seed)
     module = build_module(cfg, datamodule)
-    callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
-    callbacks.sort(key=lambda c: not isinstance(c, Stop))  # first at each iteration end: it decides the run's last
+    callbacks: list[L.Callback] = [stop]  # first at each iteration end: it decides the run's last
+    for name, node in (cfg.get("callbacks") or {}).items():
+        callbacks.append(build(node, f"callbacks.{name}"))
+        if isinstance(callbacks[-1], Stop):
+            raise ConfigError(f"callbacks.{name}: train() gives every run callbacks/stop.py itself (its time limit is "
+                              f"trainer.max_time): remove callbacks.{name}")
     if cfg.get("metrics") and "_target_" in cfg.metrics:  # metrics=none leaves at most an experiment's settings
         # a failed evaluation fails the run when it computes the run's objective (metrics/callback.py)
         callbacks.append(build(cfg.metrics, "metrics", objective=cfg.get("optimized_metric")))
@@ -155,13 +164,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
         warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # the EMA copy, on purpose
         # weights_only: a checkpoint is tensors and plain values only (callbacks/run_state.py), never code
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if stop.end is None:  # Lightning ended the fit for a reason of its own: a bug, not a run's ending
+        raise RuntimeError(f"training ended at iteration {module.iteration} of {cfg.iterations} without an ending "
+                           f"from callbacks/stop.py")
+    return TrainResult(stop.end, stop.iteration, {k: float(v) for k, v in trainer.callback_metrics.items()},
+                       stop.signum if stop.end is End.SIGNAL else None)
+
+
+def _checkpoint_dir(cfg: DictConfig) -> str:
+    """The run's checkpoint folder: callbacks.checkpoint's, or <out_dir>/checkpoints when the group has none (a
+    signal's last.ckpt goes there all the same: callbacks/stop.py)."""
+    return OmegaConf.select(cfg, "callbacks.checkpoint.dirpath") or str(Path(cfg.out_dir) / "checkpoints")
 
 
 def _own_checkpoint(cfg: DictConfig, ckpt: str) -> bool:
     """Whether `ckpt` lies in this run's checkpoint folder (the run going on, not one started from another's)."""
-    folder = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath") or str(Path(cfg.out_dir) / "checkpoints")
-    return Path(ckpt).resolve().parent == Path(folder).resolve()
+    return Path(ckpt).resolve().parent == Path(_checkpoint_dir(cfg)).resolve()
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -170,16 +188,17 @@ def main(cfg: DictConfig) -> float | None:
     the final value of `optimized_metric` for a sweeper (None when the run did not complete or names none).
 
     The launch first holds the folder (run_folder.claim: one launch at a time) and asks resume.plan what the
-    folder holds; refused, it leaves every file there as it was. A single run that fails prints one `ganlab: ...`
-    line and exits non-zero (an unexpected error: its traceback). In a multirun a failed job only records its
-    status and error.txt and returns, so the sweep goes on; SweepReport sums the jobs up at the end and exits 1 if
-    any failed. A signal stops the run with its checkpoint and the whole process (128 + the signal's number), in a
-    multirun too: Ctrl-C means stop."""
+    folder holds; refused, it leaves every file there as it was. Then launch.Launch runs the training and is the
+    one place that records how it ended and picks the exit: a single run that fails prints one `ganlab: ...` line
+    and exits non-zero (an unexpected error: its traceback); in a multirun a failed job only records its status and
+    error.txt and returns, so the sweep goes on; SweepReport sums the jobs up at the end and exits 1 if any failed.
+    A signal stops the run with its checkpoint and the whole process (128 + the signal's number), in a multirun
+    too: Ctrl-C means stop."""
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
     if rank_zero_only.rank != 0:  # another rank of a DDP launch: rank zero holds the folder and records the run
-        return _other_rank(cfg, run_dir, overrides, multirun)
+        return Launch(cfg, run_dir, multirun, folder=None).run(lambda: _train_planned(cfg, run_dir, overrides))
     if multirun and not any(arg.startswith("hydra.sweep.dir=") for arg in sys.argv[1:]):
         # Lightning starts a DDP job's other ranks by re-running this command line, `-m` too: they replay the sweep
         # in step with this process, and must find its folder, whose default name holds the time they start at
@@ -192,10 +211,7 @@ def main(cfg: DictConfig) -> float | None:
         with run_folder.claim(run_dir, overrides) as folder:
             return _launch(cfg, folder, multirun, hydra_files)
     except (FolderInUse, WriteError) as e:  # in use, or no lock file can be made there: nothing was written
-        if multirun:
-            print(f"ganlab: job in {run_dir}: {e}", file=sys.stderr)
-            return FAILED_OBJECTIVE
-        sys.exit(f"ganlab: {e}")
+        return refused(e, run_dir, multirun)
 
 
 def _launch(cfg: DictConfig, folder: run_folder.Claim, multirun: bool, hydra_files: dict[str, str]) -> float | None:
@@ -213,12 +229,9 @@ def _launch(cfg: DictConfig, folder: run_folder.Claim, multirun: bool, hydra_fil
             print(f"ganlab: {run_dir} holds this run, completed ({where}): nothing to train", file=sys.stderr)
             return objective(cfg, plan.completed["metrics"])
     except ConfigError as e:
-        if multirun:
-            print(f"ganlab: job in {run_dir}: config error: {e}", file=sys.stderr)
-            return FAILED_OBJECTIVE
-        sys.exit(f"ganlab: config error: {e}")
-    metrics: dict[str, float] = {}
-    try:
+        return refused(e, run_dir, multirun)
+
+    def task() -> TrainResult:
         previous = folder.accept(hydra_files, _writes_to(cfg, run_dir), plan.start)
         if previous is not None and previous["status"] == "running":
             was = previous.get("launch") or {}
@@ -230,43 +243,20 @@ def _launch(cfg: DictConfig, folder: run_folder.Claim, multirun: bool, hydra_fil
             print(f"ganlab: continuing the run in {run_dir} from {plan.ckpt}", file=sys.stderr)
         with open_dict(cfg):
             cfg.ckpt_path = plan.ckpt
-        metrics = train(cfg)
-        value = None
-        if "interrupted" not in metrics and "time_limit" not in metrics:
-            value = objective(cfg, metrics)
-    except BaseException as e:  # every ending writes a status, a second Ctrl-C's included
-        return _failed(e, folder, multirun, metrics)
-    at = f"at iteration {int(metrics.get('stopped_at', 0))} of {cfg.iterations}"
-    with _uninterrupted():
-        if "interrupted" in metrics:  # a signal: checkpoint written (callbacks/stop.py)
-            signum = int(metrics["interrupted"])
-            folder.write_status("interrupted", f"stopped by {signal.Signals(signum).name} {at}; the same command "
-                                f"continues it", metrics)
-        elif "time_limit" in metrics:  # trainer.max_time: final checkpoint, metrics and samples written
-            folder.write_status("stopped", f"stopped by the time limit (trainer.max_time={cfg.trainer.max_time}) "
-                                f"{at}; the same command continues it", metrics)
-        else:
-            folder.write_status("completed", None, metrics)
-    if "interrupted" in metrics:
-        _hand_on(int(metrics["interrupted"]))
-    if "time_limit" in metrics:
-        print(f"ganlab: stopped by the time limit {at}; run the same command to continue", file=sys.stderr)
-        return FAILED_OBJECTIVE
-    return value
+        return train(cfg)
+
+    return Launch(cfg, run_dir, multirun, folder).run(task)
 
 
-@contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """Ctrl-C waits while a launch writes how it ended (milliseconds): the status must say so, a second Ctrl-C's
-    included. Python allows handlers only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _train_planned(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> TrainResult:
+    """Another DDP rank's task: the same plan (read only) and training; rank zero records the run."""
+    resolve_precision(cfg)
+    plan = resume.plan(cfg, run_dir, overrides)
+    if plan.completed is not None:  # nothing to train, as rank zero finds
+        return TrainResult(End.COMPLETED, plan.start or cfg.iterations, plan.completed["metrics"])
+    with open_dict(cfg):
+        cfg.ckpt_path = plan.ckpt
+    return train(cfg)
 
 
 def _writes_to(cfg: DictConfig, run_dir: Path) -> list[Path]:
@@ -276,77 +266,3 @@ def _writes_to(cfg: DictConfig, run_dir: Path) -> list[Path]:
         if (path := OmegaConf.select(cfg, key)) is not None:
             folders.append(Path(path))
     return folders
-
-
-def _failed(e: BaseException, folder: run_folder.Claim, multirun: bool, metrics: dict[str, float]) -> float | None:
-    """Record a launch that did not end as planned, then say so. ConfigError: one clear line, before training.
-    Diverged: NaN/inf, where, the fix, the last good checkpoint (divergence.py). WriteError (or an OSError of the
-    same kinds): disk full or no permission, the file, the fix (checkpoint_io.py). KeyboardInterrupt or Lightning's
-    exit after it: a second Ctrl-C, which does not wait for the iteration end. Anything else is a bug or a broken
-    environment: a single run shows its traceback."""
-    if isinstance(e, OSError) and e.errno in WRITE_CAUSES:
-        e = cannot_write(e.filename or folder.run_dir, e)
-    if isinstance(e, ConfigError):
-        status, line, say = "config_error", str(e), f"config error: {e}"
-    elif isinstance(e, Diverged):
-        status, line, say = "diverged", str(e), f"diverged: {e}"
-    elif isinstance(e, WriteError):
-        status, line, say = "failed", str(e), str(e)
-    elif isinstance(e, Exception):  # a bug: its traceback, in a single run
-        status, line, say = "failed", f"{type(e).__name__}: {e}", None
-    else:
-        status, line, say = "interrupted", ("stopped by a second Ctrl-C (SIGINT) mid-iteration; the same command "
-                                            "continues it from its last checkpoint"), None
-    first = (line.strip().splitlines() or [type(e).__name__])[0]
-    _finish_wandb(exit_code=1)  # a run that failed before Lightning's teardown must not stay open
-    try:
-        with _uninterrupted():
-            if status != "interrupted":
-                write_error(folder.run_dir, e)
-            folder.write_status(status, first, metrics)
-    except WriteError as unwritten:  # the disk that failed the run may refuse its status too
-        print(f"ganlab: {unwritten}", file=sys.stderr)
-    if status == "interrupted" or (say is None and not multirun):
-        raise e
-    if multirun:
-        return FAILED_OBJECTIVE  # the sweep goes on; SweepReport reports this job at its end
-    sys.exit(f"ganlab: {say}")
-
-
-def _other_rank(cfg: DictConfig, run_dir: Path, overrides: list[str], multirun: bool) -> float | None:
-    """A DDP rank other than zero: the same plan (read only) and training; rank zero records the run."""
-    try:
-        resolve_precision(cfg)
-        plan = resume.plan(cfg, run_dir, overrides)
-        if plan.completed is not None:
-            return None
-        with open_dict(cfg):
-            cfg.ckpt_path = plan.ckpt
-        metrics = train(cfg)
-    except Exception as e:
-        _finish_wandb(exit_code=1)
-        if multirun:
-            return FAILED_OBJECTIVE
-        if isinstance(e, (ConfigError, Diverged, WriteError)):
-            sys.exit(f"ganlab: {e}")
-        raise
-    if "interrupted" in metrics:
-        _hand_on(int(metrics["interrupted"]))
-    return None
-
-
-def _hand_on(signum: int) -> None:
-    """After a signal stopped the run (status written): the handler that was there before training gets it when
-    it is a Python one (submitit's: it requeues a SLURM job and exits); otherwise, or if it returns, the process
-    exits with 128 + the signal's number, in a multirun too (Ctrl-C, SIGTERM: stop means stop)."""
-    handler = signal.getsignal(signum)
-    if signum != signal.SIGINT and callable(handler):
-        signal.raise_signal(signum)
-    sys.exit(128 + signum)
-
-
-def _finish_wandb(exit_code: int) -> None:
-    """Close a W&B run left open (W&B keeps one per process; the next multirun job must start its own)."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish(exit_code=exit_code)

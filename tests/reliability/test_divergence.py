@@ -78,7 +78,7 @@ def test_skip_drops_bad_steps_finishes_the_run_and_resumes_exactly(tmp_path, mon
                  "callbacks.checkpoint.keep=true"]
     nan_critic_loss(monkeypatch, {4, 5, 6})
     full = tmp_path / "full"
-    assert train(make_cfg(full, *overrides))["train/skipped"] == 3
+    assert train(make_cfg(full, *overrides)).metrics["train/skipped"] == 3
     rows = read_metrics(full)
     assert [r["train/skipped"] for r in rows] == [0, 0, 0, 1, 2, 3, 3, 3, 3, 3]
     assert [r["step"] for r in rows if "train/d_loss" not in r] == [4, 5, 6]  # a skipped step logs no loss

@@ -106,6 +106,7 @@ def test_lightning_slurm_requeue_handler_is_not_installed(tmp_path, monkeypatch)
     before = signal.getsignal(signal.SIGUSR1)
     cfg = make_cfg(tmp_path, *RUN[:4], "iterations=1", "metrics=none")
     datamodule = build(cfg.data, "data", seed=0)
-    trainer = build_trainer(cfg, callbacks=[Record()], logger=False, enable_progress_bar=False)
+    # Stop(None) ends the fit at `iterations` and takes no signal itself: SIGUSR1 is whoever else's
+    trainer = build_trainer(cfg, callbacks=[Stop(None), Record()], logger=False, enable_progress_bar=False)
     trainer.fit(build_module(cfg, datamodule), datamodule=datamodule)
     assert seen["usr1"] == before

@@ -185,7 +185,7 @@ def sgan_and_alone(tmp_path, seed: int) -> tuple[float, float]:
                    "data.size=28", "net.g.ch=16", "net.d.ch=16", f"iterations={STEPS}", f"model.eval_every={STEPS}",
                    "model.feature_matching=false", "model.unsup_weight=1.0", "optim.g.lr=1e-3",
                    f"callbacks.samples.every={STEPS}", f"callbacks.checkpoint.every={STEPS}")
-    sgan = train(cfg)["val/accuracy"]
+    sgan = train(cfg).metrics["val/accuracy"]
 
     L.seed_everything(cfg.seed, verbose=False)  # as train() does: the same initial critic
     baseline, _ = attached(cfg)

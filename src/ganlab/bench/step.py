@@ -34,6 +34,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from ..callbacks.stop import Stop
 from ..config import build, check_config
 from ..precision import resolve_precision
 from ..train import CONF_DIR, build_module, build_trainer
@@ -147,7 +148,8 @@ def run_ganlab(cfg: DictConfig, dm, device: torch.device, warmup: int, iters: in
     module = build_module(cfg, dm)
     nc = module.n_critic
     clock = _Clock(warmup * nc, (warmup + iters) * nc, device)
-    trainer = build_trainer(cfg, callbacks=[clock], logger=False)
+    # Stop ends the fit at `iterations`, as in train(); without a checkpoint folder it leaves Ctrl-C to Python
+    trainer = build_trainer(cfg, callbacks=[Stop(None), clock], logger=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's notes on the endless loader, the log interval, ...
         trainer.fit(module, datamodule=dm)
