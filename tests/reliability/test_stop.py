@@ -46,14 +46,15 @@ def test_the_time_limit_ends_the_run_at_an_iteration_end_with_its_final_checkpoi
 
 def test_a_signal_ends_the_run_at_the_iteration_end_with_its_checkpoint_and_puts_the_handler_back(tmp_path,
                                                                                                     monkeypatch):
-    log_iteration = GANModule._log_iteration
+    critic_step = GANModule.critic_step
 
-    def signalled_at_3(self):  # SIGUSR1 inside iteration 3's step (Stop's handler records it)
-        log_iteration(self)
-        if self.iteration == 3:
+    def signalled_at_3(self, real, y, run):  # SIGUSR1 inside iteration 3's step (Stop's handler records it)
+        logged = critic_step(self, real, y, run)
+        if self.iteration == 2:  # the step completing iteration 3
             signal.raise_signal(signal.SIGUSR1)
+        return logged
 
-    monkeypatch.setattr(GANModule, "_log_iteration", signalled_at_3)
+    monkeypatch.setattr(GANModule, "critic_step", signalled_at_3)
     def mine(signum, frame):
         pytest.fail("SIGUSR1 reached the handler of before training: Stop's was not in place")
 

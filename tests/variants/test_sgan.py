@@ -130,15 +130,14 @@ def test_labelled_minibatches_are_a_function_of_the_step(tmp_path, idx_root):
     assert not torch.equal(first[0], torch.cat(first)[30:42])  # the second pass has its own order
 
 
-def test_under_ddp_each_rank_takes_its_block_of_the_one_process_sequence(tmp_path, idx_root, monkeypatch):
+def test_under_ddp_each_rank_takes_its_block_of_the_one_process_sequence(tmp_path, idx_root):
     """Rank r of w at critic step s reads what one process reads at step s * w + r (the rank and world size come
     from GANModule.ranks), so the ranks see different labelled images and together the one-process sequence."""
     from ganlab.ranks import Ranks
-    from ganlab.variants.sgan import SGAN
     module, _ = attached(small(tmp_path, idx_root, "model.labelled_batch=12"))
     alone = [module.labelled_batch(s) for s in range(6)]
     for rank in (0, 1):
-        monkeypatch.setattr(SGAN, "ranks", property(lambda self, rank=rank: Ranks(rank, 2)))
+        module.ranks = Ranks(rank, 2)  # what setup takes from the trainer under DDP
         for s in range(3):
             x, y = module.labelled_batch(s)
             assert torch.equal(x, alone[2 * s + rank][0]) and torch.equal(y, alone[2 * s + rank][1])
