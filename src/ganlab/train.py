@@ -60,9 +60,11 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
                           f"it with model=cyclegan" if not module_cls.translates else
                           f"model={variant} translates between two image domains: use data=unpaired (folders A/B) "
                           f"or data=sneaker2boot")
-    if module_cls.translates and getattr(get_class(cfg.loss._target_), "pairs", False):
-        raise ConfigError("loss=rpgan pairs each fake with a real sample of the batch; model=cyclegan's generator "
-                          "losses score translations on their own: use loss=lsgan (CycleGAN's) or loss=ns")
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    if module_cls.translates and get_class(cfg.loss._target_).pairs:
+        chosen = choices.get("loss") or str(cfg.loss._target_).rsplit(".", 1)[-1]
+        raise ConfigError(f"loss={chosen} pairs each fake with a real sample of the batch; model={variant}'s generator "
+                          f"losses score translations on their own: use loss=lsgan (CycleGAN's) or loss=ns")
     g_classes, d_classes = module_cls.net_classes(cfg.model, data_classes)
     pack = int(cfg.model.get("pack", 1))
     if pack > 1 and d_classes:
@@ -74,7 +76,6 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     discriminator = build(cfg.net.d, "net.d", shape=d_shape, **({"num_classes": d_classes} if d_classes else {}))
     regularizers = {name: build(node, f"regularizer.{name}") for name, node in (cfg.get("regularizer") or {}).items()}
     check_critic(discriminator, regularizers)
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     augment = build_augment(cfg, shape, module_cls, variant, choices.get("data") or type(datamodule).__name__,
                             choices.get("augment"))
     optim_g, optim_d = build(cfg.optim.g, "optim.g"), build(cfg.optim.d, "optim.d")

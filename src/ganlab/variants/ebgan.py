@@ -39,8 +39,8 @@ def check_energy_critic(discriminator: nn.Module, loss, kwargs: dict, model: str
         raise ValueError(f"model={model} needs an auto-encoder critic that returns energies: use net=autoencoder "
                          f"(got net.d {type(discriminator).__module__}.{type(discriminator).__name__})")
     if loss is not None:
-        raise ValueError(f"model={model} has its own energy objective and uses no adversarial loss: set loss=null "
-                         f"(the preset does), got loss {type(loss).__name__}")
+        raise ValueError(f"model={model} has its own energy objective and uses no adversarial loss, got loss "
+                         f"{type(loss).__name__}: drop the loss=... override (the preset chooses none)")
     if kwargs.get("feature_matching", False):
         raise ValueError(f"model={model} has its own generator objective: set model.feature_matching=false")
 
