@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from ganlab.train import CONF_DIR
@@ -231,3 +231,13 @@ def read_metrics(out_dir: Path) -> list[dict[str, float]]:
     with open(Path(out_dir) / "csv" / "metrics.csv") as f:
         return [{k: float(v) for k, v in row.items() if v != "" and not k.startswith("time/")}
                 for row in csv.DictReader(f)]
+
+
+def configured(group: str) -> dict[str, type]:
+    """Every option of a config group (conf/<group>/*.yaml) -> the class it builds: new parts are found, not listed."""
+    from hydra.utils import get_class
+
+    conf = Path(CONF_DIR) / group
+    nodes = {p.stem: OmegaConf.load(p) for p in sorted(conf.glob("*.yaml"))}
+    return {name: get_class(node["_target_"] if "_target_" in node else next(iter(node.values()))["_target_"])
+            for name, node in nodes.items() if node and ("_target_" in node or len(node) == 1)}

@@ -6,6 +6,8 @@ import torch
 
 from ganlab.losses import Hinge, LeastSquares, Minimax, NonSaturating, Wasserstein
 
+from .conftest import configured
+
 t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 
 
@@ -48,3 +50,16 @@ def test_wasserstein_and_hinge():
     real, fake = t(0.5, 2.0), t(-2.0, 0.5)
     assert Hinge().d(real, fake).item() == pytest.approx((0.5 + 0.0) / 2 + (0.0 + 1.5) / 2)
     assert Hinge().g(fake).item() == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("name, cls", configured("loss").items())
+def test_a_loss_declares_a_signed_logit_exactly_when_its_critic_reads_the_sign(name, cls):
+    """signed_logit (ADA reads sign(D(x))): the critic's loss treats a real logit r and a fake logit f as mirror
+    images around 0, d(r, f) = d(-f, -r), and moving both by the same amount changes it (a zero point). WGAN and
+    RpGAN are mirror-symmetric but shift-invariant (no zero point); LSGAN's 0-1 coding is centred at 1/2."""
+    loss = cls()
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(64, generator=g, dtype=torch.float64), torch.randn(64, generator=g, dtype=torch.float64)
+    mirror = torch.allclose(loss.d(real, fake), loss.d(-fake, -real))
+    shifted = not torch.allclose(loss.d(real + 0.7, fake + 0.7), loss.d(real, fake))
+    assert cls.signed_logit == (mirror and shifted), name

@@ -5,6 +5,8 @@ from torch import nn
 
 from ganlab.regularizers import R1, GradientPenalty, InstanceNoise, WeightClipping
 
+from .conftest import configured
+
 
 class LinearCritic(nn.Module):
     def __init__(self, w):
@@ -63,3 +65,16 @@ def test_instance_noise_anneals_linearly_to_zero():
     x = torch.zeros(20000, 2)
     assert noise.perturb(x, 50).std().item() == pytest.approx(0.1, rel=0.05)
     assert torch.equal(noise.perturb(x, 100), x)
+
+
+@pytest.mark.parametrize("name", sorted(configured("regularizer")))
+def test_a_regularizer_declares_the_hooks_it_has(name):
+    """The loop calls only the hooks a regularizer declares (Regularizer.adds): an override it does not declare
+    would silently never run, a declaration without the override would add nothing."""
+    from ganlab.regularizers import Adds, Regularizer
+
+    cls = configured("regularizer")[name]
+    hooks = {Adds.PERTURBATION: "perturb", Adds.PENALTY: "penalty", Adds.OUTPUT_PENALTY: "output_penalty",
+             Adds.AFTER_STEP: "after_step"}
+    for flag, hook in hooks.items():
+        assert (flag in cls.adds) == (getattr(cls, hook) is not getattr(Regularizer, hook)), (name, hook)
