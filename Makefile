@@ -38,7 +38,7 @@ classifier: setup  ## train Fashion-MNIST's domain classifier (cheap FID feature
 train: setup classifier  ## train the default experiment, fmnist_fast (DCGAN + EMA + TTUR + R1 on Fashion-MNIST, 12,000 iterations or 13.5 min)
 	$(PY) train.py experiment=fmnist_fast $(ARGS)
 
-test: setup  ## run the test suite (includes short real trainings that check learned behaviour), a worker per core
+test: setup classifier  ## run the test suite (includes short real trainings that check learned behaviour), a worker per core
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=25 $(ARGS)
 
 test-fast: setup  ## the edit-test loop: unit, closed-form and single-step tests (no subprocess, no training run)

@@ -17,6 +17,8 @@ from PIL import Image
 
 from ganlab.train import CONF_DIR
 
+FASHION_MNIST = OmegaConf.load(Path(CONF_DIR) / "data" / "fashion_mnist.yaml").root  # Debian's dataset-fashion-mnist
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 ROOT = Path(__file__).resolve().parents[1]
 XDIST = bool(os.environ.get("PYTEST_XDIST_WORKER"))  # make test: a worker per core (-n auto --dist loadfile)
@@ -46,15 +48,22 @@ def pip_install_or_skip(target: Path, *packages: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def metrics_cache(tmp_path_factory) -> Path:
-    """Tests keep their classifiers and real statistics out of the user's cache; the FID Inception network
-    (make inception) is linked in from it."""
+    """Tests keep their classifiers and real statistics out of the user's cache. Two files come from it: the FID
+    Inception network (make inception), linked, and Fashion-MNIST's domain classifier as `make classifier` trains
+    it (make test trains it first, on every core, so that no test worker waits for another to train it), copied:
+    a test that trains its own must not write into the user's cache."""
+    import shutil
+
+    from ganlab.metrics.classifier import classifier_path
     from ganlab.metrics.features import inception_path
 
-    real = inception_path()
+    real, shipped = inception_path(), classifier_path(FASHION_MNIST)
     cache = tmp_path_factory.mktemp("cache")
     os.environ["GANLAB_CACHE"] = str(cache)
     if real.is_file():
         (cache / real.name).symlink_to(real)
+    if shipped.is_file():
+        shutil.copy(shipped, cache / shipped.name)
     return cache
 
 
@@ -163,10 +172,11 @@ def fixture_classifier(idx_root, metrics_cache):
 
 @pytest.fixture(scope="session")
 def fashion_classifier(metrics_cache, tmp_path_factory):
-    """`python train_classifier.py data=fashion_mnist` as shipped (real Fashion-MNIST, ~91% test accuracy),
-    saved into the tests' metrics cache where the metrics find it: trained once per test session. Under
-    pytest-xdist the first worker that needs it trains it into a folder the workers share (behind a file lock),
-    and the others copy it from there (it takes ~2 minutes on one thread)."""
+    """`python train_classifier.py data=fashion_mnist` as shipped (real Fashion-MNIST, ~91% test accuracy), in the
+    tests' metrics cache where the metrics find it; returns its accuracies ("test_acc"). `make test` trained it
+    before the tests (metrics_cache copies it in): its test accuracy is measured here. Otherwise it is trained once per test
+    session: under pytest-xdist by the first worker that needs it, into a folder the workers share (behind a file
+    lock), and the others copy it from there (it takes ~2 minutes on one thread)."""
     import fcntl
     import json
     import shutil
@@ -178,13 +188,16 @@ def fashion_classifier(metrics_cache, tmp_path_factory):
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("classifier", overrides=["data=fashion_mnist"])
+    mine = classifier_path(cfg.data.root)
+    if mine.is_file():
+        return classifier_accuracy(mine, cfg)
     if not XDIST:
         return train_classifier(cfg)
     shared = tmp_path_factory.getbasetemp().parent / "fashion_classifier"  # the session's folder, above gw0, gw1
     shared.mkdir(exist_ok=True)
     with open(shared / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        mine, done = classifier_path(cfg.data.root), shared / "result.json"
+        done = shared / "result.json"
         if done.is_file():
             shutil.copy(shared / mine.name, mine)
             return json.loads(done.read_text())
@@ -196,6 +209,18 @@ def fashion_classifier(metrics_cache, tmp_path_factory):
         shutil.copy(mine, shared / mine.name)
         done.write_text(json.dumps(result))
         return result
+
+
+def classifier_accuracy(path: Path, cfg: DictConfig) -> dict[str, float]:
+    """The test accuracy of the classifier saved at `path`, as train_classifier reports it."""
+    from ganlab.config import build
+    from ganlab.images import to_uint8
+    from ganlab.metrics.classifier import Classifier
+    from ganlab.train_classifier import accuracy
+
+    test = build(cfg.data, "data", split="t10k")  # IdxImages.TEST_SPLIT
+    test.setup()
+    return {"test_acc": accuracy(Classifier.load(path), to_uint8(test.x), test.y)}
 
 
 @pytest.fixture
