@@ -8,7 +8,7 @@ CACHE := $(or $(GANLAB_CACHE),$(HOME)/.cache/ganlab)
 INCEPTION := $(CACHE)/fid_inception_v3.pt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup data inception classifier train test test-fast bench gpu-check device-wheels study stacked clean
+.PHONY: help setup data inception classifier train test test-fast docs-check bench gpu-check device-wheels study stacked clean
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -43,6 +43,9 @@ test: setup classifier  ## run the test suite (includes short real trainings tha
 
 test-fast: setup  ## the edit-test loop: unit, closed-form and single-step tests (no subprocess, no training run)
 	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow" $(ARGS)
+
+docs-check: $(STAMP)  ## README.md <= 300 lines, no date in a comment under src/ganlab or conf, experiments pages exist (in make test too)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_docs.py
 
 bench: setup classifier  ## time ganlab beside plain PyTorch baselines (ratios); see src/ganlab/bench/
 	$(PY) -m ganlab.bench $(ARGS)

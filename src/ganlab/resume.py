@@ -31,8 +31,8 @@ from .csv_logger import final_values, parse_rows, read_rows
 from .run_folder import read_status
 
 # Keys a continued run may change: the time limit of a launch, the progress display, the loggers, the
-# checkpoint a run started from. callbacks.stop: the configs of runs started while the callbacks group held the
-# stop callback, which train() now adds to every run itself.
+# checkpoint a run started from. callbacks.stop: train() adds the stop callback to every run itself, so a saved
+# config that also lists it in the callbacks group differs there harmlessly.
 MAY_DIFFER = ("ckpt_path", "trainer.max_time", "callbacks.stop", "trainer.enable_progress_bar",
               "callbacks.progress", "logger")
 
