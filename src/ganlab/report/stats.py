@@ -38,7 +38,8 @@ def table_metrics(groups: list[Group]) -> list[str]:
 MAIN_COLUMNS = 8
 
 # The metrics a reader needs first, most important first (bare registry names; a registered name not in it ranks
-# after these, in the registry's order, so a new metric still reaches the report). Why this order:
+# after these, in the registry's order: a new metric takes a free column, else the table of the other metrics; a
+# test holds these to the registry's names). Why this order:
 # - toy mixtures: modes and hq are the numbers the mode-collapse papers (VEEGAN, PacGAN) report, w1 the distance
 #   of the samples themselves: all three, i.e. every toy metric;
 # - images: fid, the usual single number (it compares runs of one feature network and N); precision and recall,
