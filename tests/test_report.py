@@ -88,6 +88,124 @@ def table_row(text: str, first_cell: str, header_start: str) -> dict[str, str]:
     raise AssertionError(f"no row {first_cell!r} under {header_start!r}")
 
 
+def section_table(text: str, data: str, title: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The header and the rows (by first cell; a long table's by 'group / metric') of the table under
+    `### title` in the section of data set `data`."""
+    (section,) = [s for s in text.split("## Data set ")[1:] if s.startswith(f"`{data}`")]
+    lines = section.split(f"### {title}\n", 1)[1].splitlines()
+    h = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    header = [c.strip() for c in lines[h].strip("|").split("|")]
+    rows = {}
+    for line in lines[h + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0] if header[1] != "metric" else f"{cells[0]} / {cells[1]}"] = dict(zip(header, cells))
+    return header, rows
+
+
+def fake_run(folder: Path, data: str, overrides: list[str], seed: int, series: dict[str, list[float]],
+             every: int = 10) -> Path:
+    """A completed run folder as train.py leaves it, without training: `series` gives each column's values at
+    steps every, 2 * every, ... (time/seconds included)."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / "csv").mkdir()
+    steps = every * max(len(v) for v in series.values())
+    overrides = [f"data={data}", *overrides, f"seed={seed}"]
+    (folder / ".hydra" / "config.yaml").write_text(f"seed: {seed}\niterations: {steps}\n")
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "csv" / "hparams.yaml").write_text(f"seed: {seed}\niterations: {steps}\nmetrics/features: fake-1\n"
+                                                 "metrics:\n  n: 100\n")
+    names = list(series)
+    with open(folder / "csv" / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", *names])
+        for i in range(steps // every):
+            w.writerow([every * (i + 1), *(series[k][i] if i < len(series[k]) else "" for k in names)])
+    (folder / "status.json").write_text(json.dumps({"status": "completed", "error": None, "overrides": overrides}))
+    return folder
+
+
+def fake_study(root: Path, data: str, metrics: dict[str, bool], timed: bool) -> list[Path]:
+    """Two settings x two seeds of made-up curves of `metrics` (name -> higher is better), each with an
+    evaluation better than its last (so final and best differ)."""
+    rng = np.random.default_rng(len(metrics))
+    runs = []
+    for setting in ("optim.g.lr=1e-3", "optim.g.lr=1e-4"):
+        for seed in (0, 1):
+            series = {}
+            for m, higher in metrics.items():
+                v = rng.uniform(1, 2, 4)
+                v[1] = v.max() + 1 if higher else v.min() - 0.5  # the best is not the last
+                series[m] = list(v)
+            if timed:
+                series["time/seconds"] = list(np.cumsum(rng.uniform(30, 60, 4)))
+            runs.append(fake_run(root / f"{data}_{setting}_{seed}", data, [setting], seed, series))
+    return runs
+
+
+def expected(runs: list[Path], metric: str, higher: bool) -> tuple[str, str]:
+    """final and best as the tables print them (mean ± std over `runs`), from their csv files read here."""
+    values = [[v for _, v in columns(r)[metric]] for r in runs]
+    final = np.array([v[-1] for v in values])
+    best = np.array([max(v) if higher else min(v) for v in values])
+    return pm(final.mean(), final.std(ddof=1)), pm(best.mean(), best.std(ddof=1))
+
+
+TOY = {"val/modes": True, "val/hq": True, "val/w1": False}
+LABELLED = {"val/fid": False, "val/kid": False, "val/is": True, "val/classes": True, "val/class_kl": False,
+            "val/class_acc": True, "val/precision": True, "val/recall": True, "val/density": True,
+            "val/coverage": True}
+IMAGES = {m: h for m, h in LABELLED.items() if m not in ("val/classes", "val/class_kl", "val/class_acc")}
+
+
+@pytest.mark.parametrize("data, metrics, timed, main_columns", [
+    ("ring8", TOY, True, ["val/modes ↑", "val/hq ↑", "val/w1 ↓"]),
+    # labelled images (stacked): FID, the mode count and its KL, precision and recall; IS and KID go below
+    ("stacked", LABELLED, True, ["val/fid ↓", "val/classes ↑", "val/class_kl ↓", "val/precision ↑",
+                                 "val/recall ↑"]),
+    ("stacked", LABELLED, False, ["val/fid ↓", "val/is ↑", "val/classes ↑", "val/class_kl ↓", "val/precision ↑",
+                                  "val/recall ↑"]),  # no minutes column: room for one more
+    ("cifar10", IMAGES, True, ["val/fid ↓", "val/kid ↓", "val/is ↑", "val/precision ↑", "val/recall ↑"]),
+])
+def test_main_table_is_the_final_value_of_the_metrics_that_matter(tmp_path, data, metrics, timed, main_columns):
+    """At most 8 columns: group, n, minutes and the final value of the data's main metrics; their best values in
+    the table below with the same columns; every other logged metric, final and best, in a long table."""
+    runs = fake_study(tmp_path, data, metrics, timed)
+    main([*map(str, runs), "--out", str(tmp_path / "r.md")])
+    text = (tmp_path / "r.md").read_text()
+    header, rows = section_table(text, data, "Final metrics")
+    assert header == ["group", "n"] + (["minutes"] if timed else []) + main_columns and len(header) <= 8
+    best_header, best_rows = section_table(text, data, "Best during the run")
+    assert best_header == ["group", "n"] + main_columns
+    shown = [c.split(" ")[0] for c in main_columns]
+    others = [m for m in metrics if m not in shown]
+    for setting in ("optim.g.lr=1e-3", "optim.g.lr=1e-4"):
+        folders = [r for r in runs if setting in r.name]
+        assert rows[setting]["n"] == best_rows[setting]["n"] == "2"
+        for column, m in zip(main_columns, shown):
+            final, best = expected(folders, m, metrics[m])
+            assert rows[setting][column] == final and best_rows[setting][column] == best and final != best
+        if timed:
+            minutes = np.array([columns(f)["time/seconds"][-1][1] / 60 for f in folders])
+            assert rows[setting]["minutes"] == pm(minutes.mean(), minutes.std(ddof=1))
+        if others:
+            _, long = section_table(text, data, "Other metrics")
+            for m in others:
+                row = long[f"{setting} / {m} {'↑' if metrics[m] else '↓'}"]
+                assert (row["final"], row["best"]) == expected(folders, m, metrics[m]) and row["n"] == "2"
+    assert ("### Other metrics" in text) == bool(others)
+
+
+def test_the_main_table_ranks_registered_names():
+    """PRIORITY names metrics the registry has (a renamed metric would silently leave the main table)."""
+    from ganlab.metrics import registry
+    from ganlab.report.stats import PRIORITY
+
+    assert set(PRIORITY) <= {name for f in registry.families() for name in f.higher}
+    assert len(set(PRIORITY)) == len(PRIORITY)
+
+
 @pytest.mark.slow
 def test_runs_are_grouped_by_setting_over_seeds(sweep, report):
     groups = group(collect([sweep]))
@@ -98,7 +216,7 @@ def test_runs_are_grouped_by_setting_over_seeds(sweep, report):
         assert table_row(text, label, "| group | n |")["n"] == str(len(seeds))
 
 
-def test_table_holds_mean_and_std_over_seeds_of_final_and_best(sweep, report):
+def test_tables_hold_mean_and_std_over_seeds_of_final_and_best(sweep, report):
     text, _ = report
     by_setting: dict[str, list[Path]] = {}
     for folder in sorted(sweep.glob("*/csv/metrics.csv")):
@@ -107,13 +225,12 @@ def test_table_holds_mean_and_std_over_seeds_of_final_and_best(sweep, report):
         setting = next(s for s in SETTINGS if f"- {s}\n" in overrides)
         by_setting.setdefault(setting, []).append(run)
     for setting, folders in by_setting.items():
-        row = table_row(text, setting, "| group | n |")
-        for metric, higher in (("val/modes", True), ("val/hq", True), ("val/w1", False)):
-            values = [[v for _, v in columns(f)[metric]] for f in folders]
-            final = np.array([v[-1] for v in values])
-            best = np.array([max(v) if higher else min(v) for v in values])
-            assert row[f"{metric} final {'↑' if higher else '↓'}"] == pm(final.mean(), final.std(ddof=1))
-            assert row[f"{metric} best"] == pm(best.mean(), best.std(ddof=1))
+        row = section_table(text, "ring8", "Final metrics")[1][setting]
+        best_row = section_table(text, "ring8", "Best during the run")[1][setting]
+        for metric, higher in TOY.items():
+            final, best = expected(folders, metric, higher)
+            assert row[f"{metric} {'↑' if higher else '↓'}"] == final
+            assert best_row[f"{metric} {'↑' if higher else '↓'}"] == best
         minutes = np.array([columns(f)["time/seconds"][-1][1] / 60 for f in folders])
         assert row["minutes"] == pm(minutes.mean(), minutes.std(ddof=1))
     # the best W1 is the lowest of each run, not the highest (W1 moves in these runs)
@@ -198,9 +315,10 @@ def test_image_runs_name_the_feature_network_and_n(image_run, report):
     hparams = yaml.safe_load((image_run / "csv" / "hparams.yaml").read_text())
     assert hparams["metrics/features"].startswith("classifier-")
     assert f"FID / KID on the features of `{hparams['metrics/features']}`, N = 64 generated images" in text
-    row = table_row(text, "(the shared overrides only)", "| group | n |")
+    row = section_table(text, "fashion_mnist", "Final metrics")[1]["(the shared overrides only)"]
+    best_row = section_table(text, "fashion_mnist", "Best during the run")[1]["(the shared overrides only)"]
     fid = [v for _, v in columns(image_run)["val/fid"]]
-    assert row["val/fid final ↓"] == pm(fid[-1], float("nan")) and row["val/fid best"] == pm(min(fid), float("nan"))
+    assert row["val/fid ↓"] == pm(fid[-1], float("nan")) and best_row["val/fid ↓"] == pm(min(fid), float("nan"))
 
 
 def test_toy_sections_state_the_mode_counting_settings(report):

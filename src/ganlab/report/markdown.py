@@ -1,5 +1,6 @@
-"""The report's Markdown: per data set the groups, a table of final and best metrics (mean ± std over seeds),
-curves, samples and the Wasserstein critic check; then the runs that did not complete."""
+"""The report's Markdown: per data set the groups, a table of the final value of the metrics that matter for the
+data (mean ± std over seeds), one of their best values during the run, one of the other metrics, curves, samples
+and the Wasserstein critic check; then the runs that did not complete."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,8 @@ import numpy as np
 
 from ..metrics.registry import higher_is_better
 from .collect import Group, Run, shared
-from .stats import aligned, is_toy, mean_std, quality_metric, spearman, summarize, table_metrics
+from .stats import (MAIN_COLUMNS, aligned, is_toy, main_metrics, mean_std, quality_metric, spearman, summarize,
+                    table_metrics)
 
 
 def pm(mean: float, std: float) -> str:
@@ -51,35 +53,59 @@ def _features(groups: list[Group]) -> list[str]:
     return lines + [""] if lines else []
 
 
-def _metrics_table(groups: list[Group]) -> list[str]:
-    metrics = table_metrics(groups)
-    if not metrics:
+def _arrow(metric: str) -> str:
+    return "↑" if higher_is_better(metric) else "↓"
+
+
+def _cells(group: Group, metrics: list[str], which: str) -> list[str]:
+    """Per metric the group's mean ± std over seeds of `which` ("final" or "best"), with (n=…) when fewer runs than
+    the group's logged it."""
+    cells = []
+    for m in metrics:
+        s = summarize(group, m)
+        cells.append("—" if s is None else pm(*getattr(s, which)) + ("" if s.n == len(group.runs) else f" (n={s.n})"))
+    return cells
+
+
+def _minutes(group: Group) -> str:
+    ends = np.array([r.series["time/seconds"][1][-1] / 60 for r in group.runs if "time/seconds" in r.series])
+    cell = pm(*mean_std(ends)) if len(ends) else "—"
+    return cell + ("" if len(ends) in (0, len(group.runs)) else f" (n={len(ends)})")
+
+
+def _metrics_tables(groups: list[Group]) -> list[str]:
+    """The main table (the final value of the metrics that matter for the data: stats.PRIORITY, at most
+    stats.MAIN_COLUMNS columns), the best value of the same metrics during the run, and the other logged metrics
+    (final and best), one row per group and metric so that no table grows sideways with the metrics."""
+    logged = table_metrics(groups)
+    if not logged:
         return ["No `val/*` sample-quality metrics were logged (metrics=none?).", ""]
     timed = any("time/seconds" in r.series for g in groups for r in g.runs)
-    header = ["group", "n"] + (["minutes"] if timed else [])
-    for m in metrics:
-        header += [f"{m} final {'↑' if higher_is_better(m) else '↓'}", f"{m} best"]
-    rows = []
-    for g in groups:
-        row = [g.label, str(len(g.runs))]
-        if timed:
-            ends = np.array([r.series["time/seconds"][1][-1] / 60 for r in g.runs if "time/seconds" in r.series])
-            cell = pm(*mean_std(ends)) if len(ends) else "—"
-            row.append(cell + ("" if len(ends) in (0, len(g.runs)) else f" (n={len(ends)})"))
-        for m in metrics:
-            s = summarize(g, m)
-            if s is None:
-                row += ["—", "—"]
-            else:
-                note = "" if s.n == len(g.runs) else f" (n={s.n})"
-                row += [pm(*s.final) + note, pm(*s.best) + note]
-        rows.append(row)
-    best = ", ".join(f"{m} {'highest' if higher_is_better(m) else 'lowest'}" for m in metrics)
-    return [f"Mean ± standard deviation (ddof=1) over the seeds of each group; n = completed runs. *final*: at the "
-            f"run's last evaluation; *best*: the best evaluation of each run ({best}), then averaged. "
-            f"↑ / ↓: higher / lower is better." + (" *minutes*: each run's training time (`time/seconds` at its "
-            f"last row: wall-clock over its launches, evaluations included, on the machine that ran it)." if timed
-            else ""), "", *_table(header, rows)]
+    fixed = ["group", "n"] + (["minutes"] if timed else [])
+    metrics = main_metrics(groups, MAIN_COLUMNS - len(fixed))
+    others = [m for m in logged if m not in metrics]
+    best = ", ".join(f"{m} {'highest' if higher_is_better(m) else 'lowest'}" for m in logged)
+    where = (f" The other logged metrics ({', '.join(others)}) are in the third table." if others else "")
+    lines = ["### Final metrics", "",
+             f"Mean ± standard deviation (ddof=1) over the seeds of each group of the metric at the run's last "
+             f"evaluation; n = completed runs; ↑ / ↓: higher / lower is better." +
+             (" *minutes*: each run's training time (`time/seconds` at its last row: wall-clock over its launches, "
+              "evaluations included, on the machine that ran it)." if timed else "") + where, "",
+             *_table(fixed + [f"{m} {_arrow(m)}" for m in metrics],
+                     [[g.label, str(len(g.runs))] + ([_minutes(g)] if timed else []) + _cells(g, metrics, "final")
+                      for g in groups]),
+             "### Best during the run", "",
+             f"The best evaluation of each run ({best}), then mean ± std over the seeds as above: a run that was "
+             f"better before its end shows it here.", "",
+             *_table(["group", "n"] + [f"{m} {_arrow(m)}" for m in metrics],
+                     [[g.label, str(len(g.runs))] + _cells(g, metrics, "best") for g in groups])]
+    if others:
+        lines += ["### Other metrics", "", "The logged metrics not in the tables above, final and best as there "
+                  "(n = runs that logged it):", "",
+                  *_table(["group", "metric", "n", "final", "best"],
+                          [[g.label, f"{m} {_arrow(m)}", str(s.n), pm(*s.final), pm(*s.best)]
+                           for g in groups for m in others if (s := summarize(g, m)) is not None])]
+    return lines
 
 
 def _critic(groups: list[Group], figure: str | None) -> list[str]:
@@ -141,11 +167,12 @@ def dataset_section(data: str, groups: list[Group], figures: dict[str, str]) -> 
                   f"real samples.", ""]
     else:
         lines += _features(groups)
-    lines += ["### Final and best metrics", "", *_metrics_table(groups)]
+    lines += _metrics_tables(groups)
     if "curves" in figures:
         lines += ["### Curves", "", "Mean over the seeds of each group; the band spans their minimum and maximum. "
-                  "Each metric of the table has two panels: against the iteration, and below it (runs that log "
-                  "`time/seconds`) against the training time, evaluations included, on the machine that ran them.",
+                  "Each logged metric (those of the tables above) has two panels: against the iteration, and below "
+                  "it (runs that log `time/seconds`) against the training time, evaluations included, on the "
+                  "machine that ran them.",
                   "", f"![curves]({figures['curves']})", ""]
     if "samples" in figures:
         shown = [g for g in groups if g.first.samples is not None]
