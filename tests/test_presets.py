@@ -52,8 +52,8 @@ def _flat(node, prefix=""):
     return {prefix[:-1]: node}
 
 
-# ---- every preset on the data its README line names ---------------------------------------------------------
-# README's Variants: a preset trains on toy points and on images unless its paragraph names narrower data: labelled
+# ---- every preset on the data its docs line names ---------------------------------------------------------
+# docs/training.md's variants: a preset trains on toy points and on images unless its paragraph names narrower data: labelled
 # images (cgan, acgan, biggan_small), a labelled subset (sgan: data.labelled=N), two image domains (cyclegan:
 # data=sneaker2boot), DCGAN net widths (dcgan_fast: images only). A preset not named here runs on both.
 DOCUMENTED = {"cgan": ["images"], "acgan": ["images"], "biggan_small": ["images"], "sgan": ["labelled_subset"],
