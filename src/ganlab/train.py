@@ -36,6 +36,17 @@ from .sweep import check_objective, objective
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+def option_name(group: str, target: str) -> str:
+    """How the command line names the option of `group` that builds `target`: Hydra's choice in a run, else the
+    one file of conf/<group>/ that builds it (a config composed without Hydra's run: tests, sweeps' tools), else
+    the class's name."""
+    if HydraConfig.initialized() and (choice := HydraConfig.get().runtime.choices.get(group)):
+        return choice
+    builds = [p.stem for p in sorted((Path(CONF_DIR) / group).glob("*.yaml"))
+              if OmegaConf.select(OmegaConf.load(p), f"{group}._target_" if group == "model" else "_target_") == target]
+    return builds[0] if len(builds) == 1 else str(target).rsplit(".", 1)[-1]
+
+
 def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     """Nets, loss, regularizers and optimizers from the config, assembled into the model's module. A variant
     that needs class labels is refused data without them here, before anything trains."""
@@ -45,7 +56,7 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
         raise ConfigError(f"model._target_: {e}") from None
     data_classes = datamodule.num_classes
     labelled = getattr(datamodule, "labelled", None)  # labels per class kept (data.labelled); None: all
-    variant = (HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None) or module_cls.__name__
+    variant = option_name("model", cfg.model._target_)
     if module_cls.labels is not Labels.NONE and not data_classes:
         raise ConfigError(f"model={variant} trains on class labels, but data={type(datamodule).__name__} has none: "
                           f"use a labelled set (fashion_mnist, mnist, cifar10, or a folder of class subfolders)")
@@ -62,8 +73,7 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
                           f"or data=sneaker2boot")
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     if module_cls.translates and get_class(cfg.loss._target_).pairs:
-        chosen = choices.get("loss") or str(cfg.loss._target_).rsplit(".", 1)[-1]
-        raise ConfigError(f"loss={chosen} pairs each fake with a real sample of the batch; model={variant}'s generator "
+        raise ConfigError(f"loss={option_name('loss', cfg.loss._target_)} pairs each fake with a real sample of the batch; model={variant}'s generator "
                           f"losses score translations on their own: use loss=lsgan (CycleGAN's) or loss=ns")
     g_classes, d_classes = module_cls.net_classes(cfg.model, data_classes)
     pack = int(cfg.model.get("pack", 1))
