@@ -44,21 +44,22 @@ class Ending:
     signum: int | None = None  # the signal that stopped the run at an iteration end: handed on (hand_on)
 
 
-def ending(cfg: DictConfig, ended: TrainResult | BaseException, run_dir: Path) -> Ending:
+def ending(cfg: DictConfig, ended: TrainResult | BaseException, run_dir: Path,
+           again: str = "the same command") -> Ending:
     """The one table from how a run ended to what its launch records and says. ConfigError: one clear line, before
     training. Diverged: NaN/inf, where, the fix, the last good checkpoint (divergence.py). WriteError (or an OSError
     of the same kinds): disk full or no permission, the file, the fix (checkpoint_io.py). KeyboardInterrupt or
     Lightning's exit after it: a second Ctrl-C, which does not wait for the iteration end. Any other exception is a
-    bug or a broken environment."""
+    bug or a broken environment. `again`: the command that continues the run (train.continue_command)."""
     if isinstance(ended, TrainResult):
         at = f"at iteration {ended.iteration} of {cfg.iterations}"
         if ended.end is End.SIGNAL:  # its checkpoint is written (callbacks/stop.py), its line printed there
-            return Ending(End.SIGNAL, "interrupted", f"stopped by {signal.Signals(ended.signum).name} {at}; the same "
-                          f"command continues it", signum=ended.signum)
+            return Ending(End.SIGNAL, "interrupted", f"stopped by {signal.Signals(ended.signum).name} {at}; {again} "
+                          f"continues it", f"{again} continues it", signum=ended.signum)
         if ended.end is End.TIME_LIMIT:  # final checkpoint, metrics and samples written
             return Ending(End.TIME_LIMIT, "stopped", f"stopped by the time limit (trainer.max_time="
-                          f"{cfg.trainer.max_time}) {at}; the same command continues it",
-                          f"stopped by the time limit {at}; run the same command to continue")
+                          f"{cfg.trainer.max_time}) {at}; {again} continues it",
+                          f"stopped by the time limit {at}; {again} continues it")
         return Ending(End.COMPLETED, "completed")
     e = ended
     if isinstance(e, OSError) and e.errno in WRITE_CAUSES:
@@ -73,17 +74,19 @@ def ending(cfg: DictConfig, ended: TrainResult | BaseException, run_dir: Path) -
         end, status, line, say = End.FAILED, "failed", f"{type(e).__name__}: {e}", None
     else:
         end, status, say = End.SIGNAL, "interrupted", None
-        line = ("stopped by a second Ctrl-C (SIGINT) mid-iteration; the same command continues it from its last "
-                "checkpoint")
+        line = (f"stopped by a second Ctrl-C (SIGINT) mid-iteration; {again} continues it from its last "
+                f"checkpoint")
     return Ending(end, status, (line.strip().splitlines() or [type(e).__name__])[0], say, e)
 
 
 class Launch:
     """One launch of train.main, on one rank: runs its task, then ends it as `ending` says (the module's docstring)."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, multirun: bool, folder: Claim | None):
+    def __init__(self, cfg: DictConfig, run_dir: Path, multirun: bool, folder: Claim | None,
+                 again: str = "the same command"):
         self.cfg, self.run_dir, self.multirun = cfg, run_dir, multirun
         self.folder = folder  # rank zero's hold on the run folder; None: another rank, which records nothing
+        self.again = again  # the command that continues the run, for the endings that stop it early
 
     def run(self, task: Callable[[], TrainResult]) -> float | None:
         result, value = None, None
@@ -92,9 +95,9 @@ class Launch:
             if result.end is End.COMPLETED and self.folder is not None:  # rank zero's evaluations hold the objective
                 # a completed run that still lacks the objective is a config_error (sweep.py)
                 value = objective(self.cfg, result.metrics)
-            end = ending(self.cfg, result, self.run_dir)
+            end = ending(self.cfg, result, self.run_dir, self.again)
         except BaseException as e:  # every ending writes a status, a second Ctrl-C's included
-            end = ending(self.cfg, e, self.run_dir)
+            end = ending(self.cfg, e, self.run_dir, self.again)
         return self._end(end, result.metrics if result is not None else {}, value)
 
     def _end(self, end: Ending, metrics: Mapping[str, float], value: float | None) -> float | None:
@@ -111,6 +114,8 @@ class Launch:
                     raise
                 print(f"ganlab: {unwritten}", file=sys.stderr)
         if end.signum is not None:
+            if self.folder is not None:
+                print(f"ganlab: {end.say}", file=sys.stderr)
             hand_on(end.signum)
         if end.end is End.TIME_LIMIT:
             if self.folder is not None:

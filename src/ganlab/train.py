@@ -3,6 +3,7 @@ input), train, return how the run ended with its final metrics (result.TrainResu
 tests and sweeps call; `main` is the command line, whose launch records the run (launch.py)."""
 from __future__ import annotations
 
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -256,7 +257,23 @@ def _launch(cfg: DictConfig, folder: run_folder.Claim, multirun: bool, hydra_fil
             cfg.ckpt_path = plan.ckpt
         return train(cfg)
 
-    return Launch(cfg, run_dir, multirun, folder).run(task)
+    return Launch(cfg, run_dir, multirun, folder, continue_command(run_dir, overrides, multirun)).run(task)
+
+
+def continue_command(run_dir: Path, overrides: list[str], multirun: bool) -> str:
+    """The command that continues this run in its folder: "the same command" where the folder is named on the
+    command line, else that command with the folder named (the default folder's name holds the launch's time)."""
+    if not HydraConfig.initialized():
+        return "the same command"
+    hydra_cfg = HydraConfig.get()
+    hydra = [o for o in hydra_cfg.overrides.hydra if not o.startswith("hydra.mode=")]
+    if any(o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in [*hydra, *sys.argv[1:]]):
+        return "the same command"
+    if multirun:
+        sweep_dir = run_dir.parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
+        return f"the same command with hydra.sweep.dir={shlex.quote(str(sweep_dir))}"
+    args = [*overrides, *hydra, f"hydra.run.dir={run_dir}"]
+    return "`python train.py " + " ".join(shlex.quote(a) for a in args) + "`"
 
 
 def _train_planned(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> TrainResult:
