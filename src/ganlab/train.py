@@ -267,7 +267,7 @@ def continue_command(run_dir: Path, overrides: list[str], multirun: bool) -> str
         return "the same command"
     hydra_cfg = HydraConfig.get()
     hydra = [o for o in hydra_cfg.overrides.hydra if not o.startswith("hydra.mode=")]
-    if any(o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in [*hydra, *sys.argv[1:]]):
+    if any(o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in hydra):  # as typed (main adds to argv)
         return "the same command"
     if multirun:
         sweep_dir = run_dir.parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
