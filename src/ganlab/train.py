@@ -68,14 +68,15 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
         raise ConfigError(f"model={variant} needs a labelled subset of an on-device image set (data.labelled=N); "
                           f"data={type(datamodule).__name__} cannot give one: use fashion_mnist, mnist or cifar10")
     if hasattr(datamodule, "held_out") != module_cls.translates:
-        raise ConfigError(f"data={type(datamodule).__name__} holds two image domains (batches of A and B images): train "
-                          f"it with model=cyclegan" if not module_cls.translates else
+        raise ConfigError(f"data={type(datamodule).__name__} holds two image domains (batches of A and B images): "
+                          f"train it with model=cyclegan" if not module_cls.translates else
                           f"model={variant} translates between two image domains: use data=unpaired (folders A/B) "
                           f"or data=sneaker2boot")
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     if module_cls.translates and get_class(cfg.loss._target_).pairs:
-        raise ConfigError(f"loss={option_name('loss', cfg.loss._target_)} pairs each fake with a real sample of the batch; model={variant}'s generator "
-                          f"losses score translations on their own: use loss=lsgan (CycleGAN's) or loss=ns")
+        raise ConfigError(f"loss={option_name('loss', cfg.loss._target_)} pairs each fake with a real sample of the "
+                          f"batch; model={variant}'s generator losses score translations on their own: use "
+                          f"loss=lsgan (CycleGAN's) or loss=ns")
     g_classes, d_classes = module_cls.net_classes(cfg.model, data_classes)
     pack = int(cfg.model.get("pack", 1))
     if pack > 1 and d_classes:

@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -343,3 +344,23 @@ def test_an_unwritable_checkpoint_folder_is_one_line_before_training(tmp_path):
     assert ganlab_lines(done.stderr) == [line], done.stderr[-3000:]
     assert status(out)["status"] == "failed" and status(out)["error"] == line.removeprefix("ganlab: ")
     assert not (out / "csv" / "metrics.csv").exists()  # nothing trained
+
+
+@pytest.mark.slow
+def test_a_stopped_run_says_the_command_that_continues_it_in_its_dated_folder(tmp_path):
+    """Without hydra.run.dir the folder's name holds the launch's time: the same command would start a new run,
+    so the time limit's line names the folder, and that command continues the run there."""
+    args = ["data=grid25", "model=gan", "net.g.hidden=16", "net.d.hidden=16", "iterations=1000000", "metrics=none",
+            "trainer.enable_progress_bar=false", "trainer.max_time={seconds:3}"]
+    train_py = [sys.executable, str(ROOT / "train.py")]
+    first = subprocess.run([*train_py, *args], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    (run,) = (p.parent for p in (tmp_path / "outputs").glob("*/*/status.json"))
+    again = f"python train.py {' '.join(args[:-1])} 'trainer.max_time={{seconds:3}}' hydra.run.dir={run}"
+    (line,) = [x for x in first.stderr.splitlines() if x.startswith("ganlab: stopped by the time limit")]
+    assert line.endswith(f"; `{again}` continues it") and status(run)["error"].endswith(f"; `{again}` continues it")
+    command = " ".join(shlex.quote(a) for a in train_py) + again.removeprefix("python train.py")
+    second = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                            timeout=300)
+    assert f"ganlab: continuing the run in {run}" in second.stderr, second.stderr
+    assert len(list((tmp_path / "outputs").glob("*/*/status.json"))) == 1  # no second folder
