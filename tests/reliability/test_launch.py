@@ -25,9 +25,10 @@ SECOND = ("stopped by a second Ctrl-C (SIGINT) mid-iteration; the same command c
     (TrainResult(End.COMPLETED, 10), (End.COMPLETED, "completed", None, None)),
     (TrainResult(End.TIME_LIMIT, 4), (End.TIME_LIMIT, "stopped", "stopped by the time limit (trainer.max_time="
                                       "00:00:00:02) at iteration 4 of 10; the same command continues it",
-                                      "stopped by the time limit at iteration 4 of 10; run the same command to continue")),
+                                      "stopped by the time limit at iteration 4 of 10; the same command continues it")),
     (TrainResult(End.SIGNAL, 3, signum=signal.SIGTERM),
-     (End.SIGNAL, "interrupted", "stopped by SIGTERM at iteration 3 of 10; the same command continues it", None)),
+     (End.SIGNAL, "interrupted", "stopped by SIGTERM at iteration 3 of 10; the same command continues it",
+      "the same command continues it")),
     (ConfigError("model.n_critic must be >= 1\nsecond line"),
      (End.FAILED, "config_error", "model.n_critic must be >= 1", "config error: model.n_critic must be >= 1\nsecond line")),
     (DIVERGED, (End.DIVERGED, "diverged", str(DIVERGED), f"diverged: {DIVERGED}")),
@@ -80,8 +81,8 @@ def test_a_completed_run_without_its_objective_is_a_config_error_with_its_metric
 
 def test_the_time_limit_exits_0_with_one_line(tmp_path, capsys):
     assert launched(tmp_path, lambda: TrainResult(End.TIME_LIMIT, 4, {"train/d_loss": 0.5})) is None
-    assert capsys.readouterr().err == "ganlab: stopped by the time limit at iteration 4 of 10; run the same command " \
-                                      "to continue\n"
+    assert capsys.readouterr().err == "ganlab: stopped by the time limit at iteration 4 of 10; the same command " \
+                                      "continues it\n"
     assert status(tmp_path)["status"] == "stopped" and status(tmp_path)["metrics"] == {"train/d_loss": 0.5}
 
 
