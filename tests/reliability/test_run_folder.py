@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ganlab.checkpoint_io import WriteError, cannot_write, save_torch, write_atomically
 from ganlab.config import ConfigError
@@ -364,3 +365,30 @@ def test_a_stopped_run_says_the_command_that_continues_it_in_its_dated_folder(tm
                             timeout=300)
     assert f"ganlab: continuing the run in {run}" in second.stderr, second.stderr
     assert len(list((tmp_path / "outputs").glob("*/*/status.json"))) == 1  # no second folder
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_stops_a_run_whose_images_stream_from_disk(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group, the DataLoader's workers too: they leave it to the
+    training process, which stops at the iteration end with its checkpoint (a worker that died of it failed the
+    run: "DataLoader worker exited unexpectedly")."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, x in enumerate(np.random.default_rng(0).integers(0, 256, (400, 28, 28), dtype=np.uint8)):
+        Image.fromarray(x).save(images / f"{i:03d}.png")
+    from ganlab.data.folder import ImageFolder
+    from ganlab.data.stream import leave_stops_to_the_trainer
+
+    # the workers are built to ignore them (whether a worker dies of one without it depends on where it was)
+    assert ImageFolder(str(images), size=28, channels=1).loader().worker_init_fn is leave_stops_to_the_trainer
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "data=folder", f"data.path={images}",
+                             "data.size=28", "data.num_workers=4", "data.batch_size=64", "net.g.ch=8", "net.d.ch=8",
+                             "iterations=1000000", "metrics=none", "trainer.enable_progress_bar=false",
+                             f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log.txt", "w"))
+    wait_until(lambda: (out / "csv" / "metrics.csv").is_file() and len(read_metrics(out)) >= 2, proc, out)
+    os.killpg(proc.pid, signal.SIGINT)  # as the terminal sends it
+    assert proc.wait(timeout=120) == 128 + signal.SIGINT, (tmp_path / "log.txt").read_text()[-3000:]
+    assert status(out)["status"] == "interrupted", status(out)
+    assert (out / "checkpoints" / "last.ckpt").is_file()

@@ -19,6 +19,7 @@ JPEG or PNG on one core (1,000 files: 0.25 s; CelebA's 162,770: ~40 s, spread ov
 """
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +33,6 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .base import Batch, DeviceDataModule, batches_per_epoch, epoch_shard
-
 
 BAD_IMAGES = ("skip", "fail")
 
@@ -96,6 +96,15 @@ class BatchIndices:
                 shard = (epoch, epoch_shard(self.n, self.seed, epoch, self.rank, self.world, g, self.batch_size))
             yield shard[1][i * self.batch_size:(i + 1) * self.batch_size].tolist()
             k += 1
+
+
+def leave_stops_to_the_trainer(worker_id: int) -> None:
+    """In each DataLoader worker: Ctrl-C reaches every process of the terminal's process group, and SLURM's
+    --signal every process of the job step, but only the training process may act on them (callbacks/stop.py: it
+    stops at the iteration end and then ends its workers). A worker that died of one failed the run instead. SIGTERM
+    keeps its default: multiprocessing ends workers left at exit with it."""
+    for signum in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class _Stream:
@@ -190,7 +199,7 @@ class StreamingImages(DeviceDataModule):
         self.setup()
         sampler = BatchIndices(len(self.files), self.batch_size, self.seed, start, rank, world)
         return DataLoader(self.dataset(), batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-                          pin_memory=pin_memory, generator=self._generator())
+                          pin_memory=pin_memory, generator=self._generator(), worker_init_fn=leave_stops_to_the_trainer)
 
     def train_dataloader(self) -> _Stream:
         t = self.trainer
@@ -213,5 +222,5 @@ class StreamingImages(DeviceDataModule):
         subset = torch.randperm(len(self.files), generator=g)[:n].tolist()
         loader = DataLoader(self.dataset(), batch_size=256, sampler=subset, collate_fn=collate,
                             num_workers=self.num_workers, pin_memory=torch.device(device).type == "cuda",
-                            generator=self._generator())
+                            generator=self._generator(), worker_init_fn=leave_stops_to_the_trainer)
         return torch.cat([x.to(device) for x, _ in loader])

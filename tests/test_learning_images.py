@@ -1,0 +1,25 @@
+"""Short real trainings on real images that assert learned behaviour, scored by the domain classifier (marked slow;
+`make test` and CI run them). Apart from test_learning.py's toy trainings so that pytest-xdist, which gives each
+worker whole files, can run the two on both cores at once."""
+import pytest
+
+from ganlab.train import train
+
+from .conftest import make_cfg, read_metrics
+
+
+@pytest.mark.slow
+def test_domain_classifier_reaches_90_percent_on_fashion_mnist(fashion_classifier):
+    assert fashion_classifier["test_acc"] >= 0.90, fashion_classifier
+
+
+@pytest.mark.slow
+def test_fid_falls_during_a_short_fashion_mnist_training(tmp_path, fashion_classifier):
+    """The default DCGAN on real Fashion-MNIST, scored by FID on the domain classifier's features."""
+    train(make_cfg(tmp_path, "iterations=300", "metrics=default", "metrics.every=100", "metrics.n=2000",
+                   "trainer.log_every_n_steps=50"))
+    rows = [r for r in read_metrics(tmp_path) if "val/fid" in r]
+    fids = [r["val/fid"] for r in rows]
+    assert [r["step"] for r in rows] == [100, 200, 300]
+    assert fids[-1] < 0.7 * fids[0], fids
+    assert rows[-1]["val/classes"] >= 8 and rows[-1]["val/kid"] > 0
