@@ -123,6 +123,11 @@ class CycleGAN(GANModule):
             raise ValueError("model=cyclegan supports neither model.pack > 1 nor model.feature_matching=true "
                              "(critics of single images, adversarial loss): set model.pack=1, "
                              "model.feature_matching=false")
+        for name, reg in (kwargs.get("regularizers") or {}).items():
+            if Adds.OUTPUT_PENALTY in reg.adds:
+                raise ValueError(f"regularizer.{name} penalises one critic's outputs (LeCam keeps one pair of "
+                                 f"averages), and model=cyclegan has two critics: remove it (gp, r1 and r2 apply to "
+                                 f"each critic)")
         shape = tuple(generator.shape)
         super().__init__(nn.ModuleDict({"ab": generator, "ba": _redrawn(generator)}),
                          nn.ModuleDict({"a": _redrawn(discriminator), "b": discriminator}), *args, **kwargs)
