@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..logged import Logged, declared
 from ..module import GANModule
-from ..regularizers import Adds, penalties
+from ..regularizers import Adds, critic_penalties, penalties
 from ..steps.nonfinite import Net
 
 
@@ -173,12 +173,13 @@ class CycleGAN(GANModule):
         for name, real in (("a", real_a), ("b", real_b)):
             critic = self.discriminator[name]
             real, fake = self.perturb(real), self.perturb(self.pools[name].query(fakes[name]))
-            d_loss, d_logs = self.d_objective(critic(real), critic(fake), None, None)
-            for reg_name, reg in self.regularizers.items():
-                if Adds.PENALTY in reg.adds and reg.due(self.d_steps):
-                    pen = reg.penalty(critic, real, fake, self.d_steps, self.ranks, self.loss_scaler)
-                    d_loss = d_loss + pen
-                    logs[f"train/{reg_name}_{name}"] = pen.detach()
+            real_out, fake_out = critic(real), critic(fake)
+            d_loss, d_logs = self.d_objective(real_out, fake_out, None, None)
+            penalties = critic_penalties(self.regularizers, self.d_steps, critic, real, fake, real_out["logits"],
+                                         fake_out["logits"], self.ranks, self.loss_scaler)  # no output ones (init)
+            for reg_name, pen in penalties.items():
+                d_loss = d_loss + pen
+                logs[f"train/{reg_name}_{name}"] = pen.detach()
             loss = loss + d_loss
             logs.update({f"{k}_{name}": v for k, v in d_logs.items()})  # train/d_loss_a, train/d_loss_b
         logs["train/d_loss"] = logs["train/d_loss_a"] + logs["train/d_loss_b"]
