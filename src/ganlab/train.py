@@ -3,6 +3,7 @@ input), train, return how the run ended with its final metrics (result.TrainResu
 tests and sweeps call; `main` is the command line, whose launch records the run (launch.py)."""
 from __future__ import annotations
 
+import functools
 import shlex
 import sys
 import warnings
@@ -43,9 +44,16 @@ def option_name(group: str, target: str) -> str:
     the class's name."""
     if HydraConfig.initialized() and (choice := HydraConfig.get().runtime.choices.get(group)):
         return choice
-    builds = [p.stem for p in sorted((Path(CONF_DIR) / group).glob("*.yaml"))
-              if OmegaConf.select(OmegaConf.load(p), f"{group}._target_" if group == "model" else "_target_") == target]
+    builds = [name for name, built in _group_targets(group) if built == target]
     return builds[0] if len(builds) == 1 else str(target).rsplit(".", 1)[-1]
+
+
+@functools.cache
+def _group_targets(group: str) -> tuple[tuple[str, str | None], ...]:
+    """(option, the _target_ it builds) for each file of conf/<group>/, read once per process."""
+    key = f"{group}._target_" if group == "model" else "_target_"  # a model preset nests its node under model:
+    files = sorted((Path(CONF_DIR) / group).glob("*.yaml"))
+    return tuple((p.stem, OmegaConf.select(OmegaConf.load(p), key)) for p in files)
 
 
 def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
@@ -215,8 +223,7 @@ def main(cfg: DictConfig) -> float | None:
     if multirun and not any(arg.startswith("hydra.sweep.dir=") for arg in sys.argv[1:]):
         # Lightning starts a DDP job's other ranks by re-running this command line, `-m` too: they replay the sweep
         # in step with this process, and must find its folder, whose default name holds the time they start at
-        sweep_dir = run_dir.parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
-        sys.argv.append(f'hydra.sweep.dir="{sweep_dir}"')
+        sys.argv.append(f'hydra.sweep.dir="{_sweep_dir(hydra_cfg, run_dir)}"')
     # Hydra's record of the launch, as Hydra writes it; written once the folder is this launch's (run_folder.py)
     hydra_files = {"config.yaml": OmegaConf.to_yaml(cfg), "overrides.yaml": OmegaConf.to_yaml(overrides),
                    "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg}))}
@@ -271,10 +278,14 @@ def continue_command(run_dir: Path, overrides: list[str], multirun: bool) -> str
     if any(o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in hydra):  # as typed (main adds to argv)
         return "the same command"
     if multirun:
-        sweep_dir = run_dir.parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
-        return f"the same command with hydra.sweep.dir={shlex.quote(str(sweep_dir))}"
+        return f"the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir(hydra_cfg, run_dir)))}"
     args = [*overrides, *hydra, f"hydra.run.dir={run_dir}"]
     return "`python train.py " + " ".join(shlex.quote(a) for a in args) + "`"
+
+
+def _sweep_dir(hydra_cfg, run_dir: Path) -> Path:
+    """A multirun job's sweep folder: its run folder less the job's subdir (hydra.sweep.subdir)."""
+    return run_dir.parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
 
 
 def _train_planned(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> TrainResult:
