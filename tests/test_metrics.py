@@ -1,5 +1,5 @@
-"""Sample-quality metrics: FID/KID through torchmetrics on each feature network available here, the cached
-real features, class coverage, mode coverage and W1 on toy data, the domain classifier."""
+"""Sample-quality metrics: FID/KID (pinned against torchmetrics) on each feature network available here, the
+Inception network's CPU inference graph, the cached real features, class coverage, mode coverage and W1 on toy data, the domain classifier."""
 import math
 
 import numpy as np
@@ -12,8 +12,8 @@ from ganlab.data.toy import Grid
 from ganlab.images import to_uint8
 from ganlab.metrics.classes import class_coverage
 from ganlab.metrics.classifier import Classifier, ClassifierFeatures
-from ganlab.metrics.features import InceptionFeatures, inception_path
-from ganlab.metrics.fid import RealFeatures, embed, fid_kid
+from ganlab.metrics.features import InceptionFeatures, inception_path, tf1_resize
+from ganlab.metrics.fid import FidKid, RealFeatures, embed, fid_kid
 from ganlab.metrics.modes import mode_coverage
 from ganlab.metrics.suite import Suite
 from ganlab.train import train
@@ -30,6 +30,57 @@ def test_fid_kid_closed_form_on_gaussian_features():
     assert same["fid"] == pytest.approx(0.0, abs=1e-6)
     assert shifted["fid"] == pytest.approx(8.0, rel=0.1)  # ||mu_a - mu_b||^2 = 8, equal covariances
     assert shifted["kid"] > 0.1 > abs(same["kid"])
+
+
+def torchmetrics_fid_kid(real, fake, subset, seed=0):
+    """FID and KID of two float64 feature sets by torchmetrics itself, all in float64 (the reference)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    class Given(torch.nn.Module):  # the features are the metric's input
+        num_features = real.shape[1]
+
+        def forward(self, x):
+            return x
+
+    fid, kid = FrechetInceptionDistance(feature=Given()), KernelInceptionDistance(feature=Given(), subset_size=subset)
+    fid.set_dtype(torch.float64)
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return float(fid.compute()), float(kid.compute()[0])
+
+
+def exact_fid(real, fake):
+    """FID with tr sqrt(S_r S_g) as the nuclear norm of A B^T / (n - 1) (A, B the centred feature sets): the
+    non-zero eigenvalues of S_r S_g are the squared singular values of that matrix, with no square root of a
+    matrix and no singular eigenproblem (an independent reference, exact for any N and F)."""
+    a, b = real - real.mean(0), fake - fake.mean(0)  # (n, F) each
+    s_a, s_b = a.T @ a / (len(a) - 1), b.T @ b / (len(b) - 1)
+    cross = torch.linalg.svdvals(a @ b.T).sum() / math.sqrt((len(a) - 1) * (len(b) - 1))
+    return float((real.mean(0) - fake.mean(0)).square().sum() + s_a.trace() + s_b.trace() - 2 * cross)
+
+
+@pytest.mark.parametrize("n, dim, subset", [(400, 2048, 200), (300, 256, 100), (20, 64, 20)])
+def test_fid_and_kid_agree_with_an_exact_fid_and_with_torchmetrics_in_float64(n, dim, subset):
+    """FidKid's FID (symmetric square root of the kept real covariance) against the exact nuclear-norm form and
+    against torchmetrics, and its KID (float32 products, float64 sums, the real subsets' sums kept) against
+    torchmetrics computing everything in float64, on non-negative skewed features like a network's pool features.
+    With fewer images than features (2048 and 64-d) the covariances are singular: both implementations are then
+    ~1e-5 off the exact value (round-off of the null space's eigenvalues), full-rank they agree to ~1e-14."""
+    g = torch.Generator().manual_seed(n)
+    real = torch.rand(n, dim, generator=g, dtype=torch.float64).pow(3) * 3  # (n, dim)
+    fakes = [torch.rand(n, dim, generator=g, dtype=torch.float64).pow(3) * 3.3, real.flip(0) * 0.9 + 0.05]
+    stats, rel = FidKid(real, subset), (1e-10 if n > dim else 2e-5)
+    for fake in fakes + fakes:  # twice: the kept real parts give the same values as a fresh computation
+        fid, kid = torchmetrics_fid_kid(real, fake, subset)
+        got = stats(fake)
+        assert got["fid"] == pytest.approx(exact_fid(real, fake), rel=rel)
+        assert got["fid"] == pytest.approx(fid, rel=rel)
+        assert got["kid"] == pytest.approx(kid, rel=1e-6 if n > subset else 1e-5, abs=1e-7)
+        assert fid_kid(real, fake, subset) == got
 
 
 def test_kid_is_the_same_every_time_and_leaves_the_global_rng_alone():
@@ -76,6 +127,24 @@ def test_fid_with_the_standard_inception_network(idx_root):
     assert f.shape == (24, 2048)
     assert fid_kid(f, f)["fid"] == pytest.approx(0.0, abs=1e-3)
     assert fid_kid(f, embed(net, 255 - x))["fid"] > 10.0
+
+
+@pytest.mark.slow
+def test_the_eager_inception_gives_the_files_features(idx_root):
+    """InceptionFeatures runs the file's network rebuilt in eager PyTorch (batch norms folded, channels-last): its
+    features are those of the TorchScript file's own forward on the same preprocessed batch to 1e-5 of each image's
+    largest feature, and so is the FID."""
+    assert inception_path().is_file(), "`make inception` puts the FID network in the cache; `make test` runs it"
+    net = InceptionFeatures()
+    x = torch.cat([images(idx_root)[:6], (torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 255)
+                   .to(torch.uint8)])  # (8, 1, 32, 32): garments and noise
+    fast = net(x)  # (8, 2048)
+    with torch.no_grad():
+        loaded = net.scripted((tf1_resize(x.expand(-1, 3, -1, -1)) - 128.0) / 128.0)  # (8, 2048) the file's forward
+    scale = loaded.abs().amax(1, keepdim=True)  # (8, 1)
+    assert ((fast - loaded).abs() / scale).max() <= 1e-5
+    assert fid_kid(fast[:4].double(), fast[4:].double(), 4)["fid"] == pytest.approx(
+        fid_kid(loaded[:4].double(), loaded[4:].double(), 4)["fid"], rel=1e-5)
 
 
 def test_missing_feature_networks_say_how_to_get_them(tmp_path):

@@ -14,6 +14,8 @@ Cases:
 - `fid`: FID + KID on 10k generated images against torchmetrics used well (one feature pass shared by FID and KID,
   the real set embedded once per run): a run's later evaluation, its first, and the first of a later run whose real
   features ganlab finds in its disk cache; both sides' values checked equal (fid.py).
+- `inception`: the FID Inception network's images/s as ganlab runs it (on a CPU its inference graph, channels-last)
+  against the same network as loaded, features checked equal to 1e-5 (inception.py).
 
 Training-step rows: generator iterations/s, real samples/s, model FLOP utilisation (FLOPs of one iteration counted
 with torch's FlopCounterMode, backward and the gradient penalty's double backward included, times iterations/s,
@@ -27,7 +29,7 @@ import argparse
 
 import torch
 
-CASES = ("toy", "dcgan32", "recipe", "wgan_gp64", "fid")
+CASES = ("toy", "dcgan32", "recipe", "wgan_gp64", "fid", "inception")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
                    "plain loop runs in the case's few seconds, sized on the warm-up run)")
     p.add_argument("--warmup", type=int, help="training steps: untimed iterations per run (default: the case's)")
     p.add_argument("--repeats", type=int, help="ganlab / plain pairs (default: the training-step case's; fid: 3, "
-                   "1 for Inception on a CPU)")
+                   "1 for Inception on a CPU; inception: 3 on a CPU)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, as train.py runs)")
     args = p.parse_args(argv)
     if args.threads:
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     cases = [c for c in CASES if c in (args.cases or CASES)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}", flush=True)
-    steps = [c for c in cases if c != "fid"]
+    steps = [c for c in cases if c not in ("fid", "inception")]
     if steps:
         from .step import HEADER, STEP_CASES, bench_step
 
@@ -77,4 +79,11 @@ def main(argv: list[str] | None = None) -> None:
 
         print("\nMetric evaluation\n" + FID_HEADER, flush=True)
         for row in bench_fid(args.n, args.inception_n, args.root, args.repeats):
+            print(row, flush=True)
+    if "inception" in cases:
+        from .inception import HEADER as INCEPTION_HEADER, bench_inception
+
+        print("\nFeature network: ganlab's Inception / the network as loaded, ratio = ganlab / loaded images/s\n"
+              + INCEPTION_HEADER, flush=True)
+        for row in bench_inception(args.root, pairs=args.repeats):
             print(row, flush=True)

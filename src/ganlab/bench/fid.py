@@ -2,9 +2,9 @@
 well, on the same images and the same feature network.
 
 - ganlab (`GanlabEval`, what metrics/suite.py's Suite.__call__ does for fid and kid): the real set's features come
-  from `RealFeatures` (loaded from the disk cache, or embedded once and written there) and stay in memory for the
-  run's later evaluations; the generated images are embedded once, in batches, as float64 features; `fid_kid`
-  builds both statistics from the two feature sets.
+  from `RealFeatures` (loaded from the disk cache, or embedded once and written there) and a `FidKid` built on them
+  on the run's first evaluation keeps what depends on the real set alone (its FID moments and their square root,
+  its KID subsets' kernel sums) for the later ones; the generated images are embedded once, in batches.
 - plain (`PlainEval`): one `FrechetInceptionDistance` and one `KernelInceptionDistance` with
   `reset_real_features=False` (their real-set state survives `reset()`, so the real set is embedded once per run),
   fed by one feature pass: each batch goes through the network once and its features go to both metrics through a
@@ -39,7 +39,7 @@ from ..data.idx import IdxImages
 from ..images import to_uint8
 from ..metrics.classifier import ClassifierFeatures, classifier_path
 from ..metrics.features import InceptionFeatures
-from ..metrics.fid import RealFeatures, embed, fid_kid
+from ..metrics.fid import FidKid, RealFeatures, embed
 from .common import median_spread, timed
 
 HEADER = ("| case | evaluation | ganlab | plain torchmetrics | speed-up (plain / ganlab), median [min-max] | "
@@ -50,8 +50,8 @@ EVALUATIONS = {
     "cached": "first of a later run (ganlab: real features from its disk cache; torchmetrics: embeds them again)",
 }
 BATCH = 200  # images per forward pass, both sides (metrics/fid.py's embed)
-# How close both sides' values must be. FID: both accumulate the same float32 features in float64 (torchmetrics
-# returns it as float32). KID: ganlab computes it from float64 features, torchmetrics from the network's float32 ones.
+# How close both sides' values must be. FID: both from the same features in float64 (torchmetrics returns it as
+# float32). KID: both multiply float32 features; ganlab sums the kernel in float64, torchmetrics in float32.
 RTOL = {"fid": 1e-5, "kid": 1e-3}
 ATOL = {"fid": 1e-6, "kid": 1e-6}
 SEED = 0  # KID's random subsets: the same draws on both sides
@@ -74,12 +74,12 @@ class GanlabEval:
 
     def __init__(self, net: nn.Module, cache: Path, subset: int, key: str = "bench"):
         self.net, self.real_features, self.key, self.subset = net, RealFeatures(net, root=cache), key, subset
-        self.real = None  # (n, F) float64 once the run's first evaluation has it
+        self.stats = None  # FidKid once the run's first evaluation has the real features
 
     def __call__(self, real: Tensor, fake: Tensor) -> dict[str, float]:
-        if self.real is None:
-            self.real = self.real_features.get(self.key, lambda: real)
-        return fid_kid(self.real, embed(self.net, fake), self.subset)
+        if self.stats is None:
+            self.stats = FidKid(self.real_features.get(self.key, lambda: real), self.subset)
+        return self.stats(embed(self.net, fake))
 
 
 class PlainEval:
@@ -188,14 +188,13 @@ def compare(net: nn.Module, real: Tensor, fake: Tensor, subset: int, pairs: int,
                 max_diff = {m: max(max_diff[m], diff[m]) for m in diff}
                 if evaluation == "later" and k == 0:
                     values = out
-            real_f = run1["ganlab"].real  # (N, F) float64, kept for the parts below
+            stats = run1["ganlab"].stats  # the run's FidKid, its real part computed: kept for the parts below
     # one later evaluation in parts: embedding the generated set (the same work on both sides), then each
     # side's statistics from features
     t_embed, fake_f = timed(lambda: embed(net, fake), device)  # (N, F) float64, as ganlab keeps them
-    torch.manual_seed(SEED)
-    t_ganlab_stats, _ = timed(lambda: fid_kid(real_f, fake_f, subset), device)
+    t_ganlab_stats, _ = timed(lambda: stats(fake_f), device)
     plain = PlainEval(_PassThrough(dim), dim, subset, device)  # a "network" that hands over ready features
-    plain.add_real(real_f.float().to(device))  # the network's float32 features, as the plain side gets them
+    plain.add_real(stats.real32.to(device))  # the network's float32 features, as the plain side gets them
     fake_f32 = fake_f.float().to(device)
     torch.manual_seed(SEED)
     t_plain_stats, _ = timed(lambda: plain.evaluate(fake_f32), device)
@@ -223,9 +222,9 @@ def report(name: str, n: int, device: str, res: Comparison) -> tuple[list[str], 
             f"largest relative difference over all evaluations FID {res.max_diff['fid']:.1e}, KID "
             f"{res.max_diff['kid']:.1e} (checked: rtol {RTOL['fid']:g} / {RTOL['kid']:g}). One later evaluation of "
             f"{m} images in parts: embedding the generated images {s['embed']:.2f} s (the same on both sides), "
-            f"statistics from the features: ganlab {s['ganlab_stats']:.2f} s (float64 features; the real set's FID "
-            f"moments summed again), torchmetrics {s['plain_stats']:.2f} s (the network's float32 features; the real "
-            f"set's FID sums kept)")
+            f"statistics from the features: ganlab {s['ganlab_stats']:.2f} s (the real set's FID moments, their square "
+            f"root and KID's real kernel sums kept), torchmetrics {s['plain_stats']:.2f} s (the network's float32 "
+            f"features; the real set's FID sums kept)")
     return rows, note
 
 

@@ -1,7 +1,7 @@
-"""FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) through torchmetrics, on any feature network
-(metrics/features.py), with the real set's features computed once and cached on disk.
+"""FID (Heusel et al. 2017) and KID (Binkowski et al. 2018), on any feature network (metrics/features.py), with the
+real set's features computed once and cached on disk, and what depends on them alone kept for a run (FidKid).
 
-Statistics are in float64. Numbers are comparable only for the same feature network, real set and N; the
+FID is in float64; KID's feature products in float32, its sums in float64. Numbers are comparable only for the same feature network, real set and N; the
 cache key holds all three. Published FIDs use the Inception network and 50k samples.
 """
 from __future__ import annotations
@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from ..checkpoint_io import write_atomically
-from .features import cache_dir
+from .features import cache_dir, exact_fp32
 from .registry import Data, register
 
 if TYPE_CHECKING:
@@ -62,38 +60,91 @@ class RealFeatures:
         return feats
 
 
-class _Precomputed(nn.Module):
-    """Lets torchmetrics take features we computed ourselves: its 'images' are already (N, F) features."""
+def moments(features: Tensor) -> tuple[Tensor, Tensor]:
+    """(N, F) features -> their mean (F,) and unbiased covariance (F, F), float64 (FID's Gaussian)."""
+    f = features.double()
+    mu = f.mean(0)  # (F,)
+    centred = f - mu  # (N, F)
+    return mu, centred.T @ centred / (len(f) - 1)
 
-    def __init__(self, dim: int):
-        super().__init__()
-        self.num_features = dim  # torchmetrics reads it instead of probing with a dummy image
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x
+def psd_sqrt(sigma: Tensor) -> Tensor:
+    """The symmetric square root of a covariance (F, F), its rounding-negative eigenvalues taken as 0."""
+    eigenvalues, vectors = torch.linalg.eigh(sigma)
+    return (vectors * eigenvalues.clamp(min=0).sqrt()) @ vectors.T
+
+
+def poly_kernel_sums(x: Tensor, y: Tensor, same: bool) -> Tensor:
+    """The sum of KID's kernel k(a, b) = (a.b / F + 1)^3 over the pairs of rows of x (m, F) and y (m, F), without
+    the diagonal when `same` (x is y): the products in float32 (the expensive part), the rest in float64."""
+    k = (x @ y.T).double() / x.shape[1] + 1.0  # (m, m)
+    k = k * k * k
+    return k.sum() - k.diagonal().sum() if same else k.sum()
+
+
+class FidKid:
+    """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) of generated feature sets (N, F) against one real
+    set, as a run evaluates them again and again: what depends on the real set alone is computed once.
+
+    - FID = |mu_r - mu_g|^2 + tr S_r + tr S_g - 2 tr sqrt(S_r^1/2 S_g S_r^1/2), float64. The real moments and
+      S_r^1/2 are kept; tr sqrt(S_r S_g) comes from the eigenvalues of a symmetric matrix (eigvalsh), which equal
+      those of torchmetrics' S_r S_g (eigvals of a non-symmetric matrix, several times slower).
+    - KID: the unbiased polynomial-kernel MMD^2 averaged over `subsets` random subsets of m = min(kid_subset, N_r,
+      N_g) per set, drawn as torchmetrics' KernelInceptionDistance draws them (per subset a randperm of the real set,
+      then of the generated set) from `seed` in a forked RNG: the same subsets every evaluation, so the real-real
+      kernel sums are kept too, and training's random stream is left as it was. Products of features in float32,
+      sums in float64.
+    Both agree with torchmetrics on float64 features (tests/test_metrics.py pins them). Everything is computed on
+    `device` (default: the real features'); the subsets are drawn on the CPU, as torchmetrics draws them."""
+
+    def __init__(self, real: Tensor, kid_subset: int = 1000, seed: int = 0, subsets: int = 100,
+                 device: torch.device | str | None = None):
+        self.device = torch.device(device) if device is not None else real.device
+        real = real.to(self.device)
+        self.real32 = real.float()  # (N_r, F)
+        with exact_fp32(self.device):
+            self.mu, sigma = moments(real)  # (F,), (F, F) float64
+            self.trace, self.root = sigma.trace(), psd_sqrt(sigma)
+        self.kid_subset, self.seed, self.subsets = int(kid_subset), seed, subsets
+        self.real_sums: dict[tuple[int, int], list[Tensor]] = {}  # (N_g, m) -> the real subsets' kernel sums
+
+    def fid(self, fake: Tensor) -> float:
+        mu, sigma = moments(fake.to(self.device))
+        eigenvalues = torch.linalg.eigvalsh(self.root @ sigma @ self.root)  # (F,) those of S_r S_g
+        cross = eigenvalues.clamp(min=0).sqrt().sum()
+        return float((self.mu - mu).square().sum() + self.trace + sigma.trace() - 2 * cross)
+
+    def kid(self, fake: Tensor) -> float:
+        n_real, n_fake = len(self.real32), len(fake)
+        m = min(self.kid_subset, n_real, n_fake)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            draws = [(torch.randperm(n_real)[:m].to(self.device), torch.randperm(n_fake)[:m].to(self.device))
+                     for _ in range(self.subsets)]
+        kept = self.real_sums.get((n_fake, m))
+        if kept is None:
+            kept = self.real_sums[(n_fake, m)] = [poly_kernel_sums(self.real32[r], self.real32[r], True)
+                                                  for r, _ in draws]
+        fake32 = fake.to(self.device).float()  # (N_g, F)
+        mmd = []
+        for (r, g), xx in zip(draws, kept):
+            x, y = self.real32[r], fake32[g]  # (m, F) each
+            xy, yy = poly_kernel_sums(x, y, False), poly_kernel_sums(y, y, True)
+            mmd.append((xx + yy) / (m * (m - 1)) - 2 * xy / m ** 2)
+        return float(torch.stack(mmd).mean())
+
+    def __call__(self, fake: Tensor) -> dict[str, float]:
+        with exact_fp32(self.device):  # no TF32 in KID's float32 products on a GPU, no autocast
+            return {"fid": self.fid(fake), "kid": self.kid(fake)}
 
 
 def fid_kid(real: Tensor, fake: Tensor, kid_subset: int = 1000, seed: int = 0) -> dict[str, float]:
-    """FID and KID (mean over subsets) between two feature sets (N, F) through torchmetrics. KID's random subsets
-    come from `seed` in a forked RNG: the same number every time for the same features, and training's random
-    stream is left as it was."""
-    dim = real.shape[1]
-    # sync_on_compute=False: one process (rank zero under DDP) scores all N samples; the others never join
-    fid = FrechetInceptionDistance(feature=_Precomputed(dim), reset_real_features=False, sync_on_compute=False)
-    fid.set_dtype(torch.float64)
-    subset = min(kid_subset, len(real), len(fake))
-    kid = KernelInceptionDistance(feature=_Precomputed(dim), subset_size=subset, reset_real_features=False,
-                                  sync_on_compute=False)
-    for metric in (fid, kid):
-        metric.update(real, real=True)
-        metric.update(fake, real=False)
-    with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets from torch's global (CPU) RNG
-        torch.manual_seed(seed)
-        kid_mean, _ = kid.compute()
-    return {"fid": float(fid.compute()), "kid": float(kid_mean)}
+    """FID and KID between two feature sets (N, F), once (FidKid keeps the real set's part for a run)."""
+    return FidKid(real, kid_subset, seed)(fake)
 
 
 @register(data=Data.IMAGES, higher={"fid": False, "kid": False}, order=10)
 def suite_fid_kid(ev: Evaluation) -> dict[str, float]:
-    """fid and kid of the samples' features against the real set's (Suite: both embedded by its feature network)."""
-    return fid_kid(ev.real(), ev.fake, ev.suite.kid_subset)
+    """fid and kid of the samples' features against the real set's (Suite: both embedded by its feature network);
+    the real set's part is computed on the run's first evaluation and kept."""
+    return ev.keep("fid_kid", lambda: FidKid(ev.real(), ev.suite.kid_subset, device=ev.suite.device))(ev.fake)
