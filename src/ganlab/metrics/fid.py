@@ -75,11 +75,13 @@ def psd_sqrt(sigma: Tensor) -> Tensor:
 
 
 def poly_kernel_sums(x: Tensor, y: Tensor, same: bool) -> Tensor:
-    """The sum of KID's kernel k(a, b) = (a.b / F + 1)^3 over the pairs of rows of x (m, F) and y (m, F), without
-    the diagonal when `same` (x is y): the products in float32 (the expensive part), the rest in float64."""
-    k = (x @ y.T).double() / x.shape[1] + 1.0  # (m, m)
-    k = k * k * k
-    return k.sum() - k.diagonal().sum() if same else k.sum()
+    """The float64 sum of KID's kernel k(a, b) = (a.b / F + 1)^3 over the pairs of rows of x (m, F) and y (m, F),
+    without the diagonal when `same` (x is y). Each kernel value in float32 (rounding errors that average out over
+    the m^2 terms), their sums in float64 (KID is a small difference of such sums)."""
+    k = (x @ y.T).div_(x.shape[1]).add_(1.0)  # (m, m) float32
+    k.pow_(3)
+    total = k.sum(dtype=torch.float64)
+    return total - k.diagonal().sum(dtype=torch.float64) if same else total
 
 
 class FidKid:
@@ -92,7 +94,7 @@ class FidKid:
     - KID: the unbiased polynomial-kernel MMD^2 averaged over `subsets` random subsets of m = min(kid_subset, N_r,
       N_g) per set, drawn as torchmetrics' KernelInceptionDistance draws them (per subset a randperm of the real set,
       then of the generated set) from `seed` in a forked RNG: the same subsets every evaluation, so the real-real
-      kernel sums are kept too, and training's random stream is left as it was. Products of features in float32,
+      kernel sums are kept too, and training's random stream is left as it was. Kernel values in float32, their
       sums in float64.
     Both agree with torchmetrics on float64 features (tests/test_metrics.py pins them). Everything is computed on
     `device` (default: the real features'); the subsets are drawn on the CPU, as torchmetrics draws them."""
