@@ -28,6 +28,16 @@ if XDIST:  # one thread each, no oversubscription
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with more slow tests (trainings, subprocess runs) first: make test's workers (--dist loadfile) take
+    files in this order, so the long ones start early and the quick ones fill in at the end, instead of one worker
+    running a long file alone at the end while the other idles. A stable sort: a file's tests keep their order."""
+    slow: dict[Path, int] = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
+
+
 def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess:
     """`python train.py ARGS` from the repository root in its own process (one thread, W&B mode `wandb`)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb}

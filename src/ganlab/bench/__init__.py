@@ -14,8 +14,8 @@ Cases:
 - `fid`: FID + KID on 10k generated images against torchmetrics used well (one feature pass shared by FID and KID,
   the real set embedded once per run): a run's later evaluation, its first, and the first of a later run whose real
   features ganlab finds in its disk cache; both sides' values checked equal (fid.py).
-- `inception`: the FID Inception network's images/s as ganlab runs it (on a CPU its inference graph, channels-last)
-  against the same network as loaded, features checked equal to 1e-5 (inception.py).
+- `inception`: the FID Inception network's images/s as ganlab runs it (the file's network rebuilt in eager PyTorch,
+  batch norms folded, channels-last) against the file's own forward, features checked equal to 1e-5 (inception.py).
 
 Training-step rows: generator iterations/s, real samples/s, model FLOP utilisation (FLOPs of one iteration counted
 with torch's FlopCounterMode, backward and the gradient penalty's double backward included, times iterations/s,

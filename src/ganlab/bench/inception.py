@@ -41,14 +41,14 @@ def bench_inception(root: str, batch: int = 32, batches: int = 2, pairs: int | N
     def run(side: str) -> Tensor:
         return torch.cat([sides[side](images[i:i + batch]) for i in range(0, len(images), batch)])
 
-    for side in sides:  # warm-up, untimed
-        sides[side](images[:batch])
+    for embed in sides.values():  # warm-up, untimed
+        embed(images[:batch])
     secs = {"ganlab": [], "loaded": []}
     worst = 0.0
     for k in range(pairs):
         out = {}
         for side in (("ganlab", "loaded") if k % 2 == 0 else ("loaded", "ganlab")):
-            t, out[side] = timed(lambda: run(side), device)
+            t, out[side] = timed(lambda side=side: run(side), device)
             secs[side].append(t)
         worst = max(worst, float(((out["ganlab"] - out["loaded"]).abs()
                                   / out["loaded"].abs().amax(1, keepdim=True)).max()))

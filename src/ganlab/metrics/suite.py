@@ -76,7 +76,7 @@ class Suite:
             raise FileNotFoundError(
                 f"no domain classifier for this data set at {clf}, which metrics.features=auto uses on a CPU. "
                 f"Train it (`python train_classifier.py data=<this data set>`, labelled on-device sets), or set "
-                f"metrics.features=inception (the standard network; ~6 images/s on 2 CPU cores), or metrics=none")
+                f"metrics.features=inception (the standard network; ~16 images/s on 2 CPU cores), or metrics=none")
         if features == "classifier" or (datamodule.num_classes is not None and clf.is_file()):
             self.classifier = ClassifierFeatures(clf).to(self.device)
         self.features = InceptionFeatures(inception_weights, protocol).to(self.device) if features == "inception" \
