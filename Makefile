@@ -86,7 +86,7 @@ study: $(STAMP)  ## mode-collapse study: 60 toy runs, two sweep chains at once (
 	done; ok=0; for p in $$pids; do wait $$p || ok=1; done; \
 	[ $$ok = 0 ] || { echo "study: a sweep failed, see $(STUDY)/*.log"; exit 1; }
 	$(PY) report.py $(STUDY)/*_ring8 $(STUDY)/*_grid25 --out docs/results.md \
-	  --intro docs/published_fid.md --intro docs/mode_collapse_intro.md
+	  --intro docs/mode_collapse_intro.md
 
 # Stacked Fashion-MNIST (docs/stacked.md): 1,000 modes, the class triples of the three channels. DCGAN, PacGAN2 (the
 # critic judges pairs: batch 128 = 64 packed inputs, each drawing its own samples, as PacGAN's code) and the image

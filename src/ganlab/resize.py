@@ -7,7 +7,7 @@ align_corners=False. It acts on rows and columns apart: resize(x) = A x A^T with
 y (in, in) whose enlargement A y A^T is nearest to x, y = A+ x A+^T (A+ the pseudo-inverse; A has full column
 rank when out >= in). For an enlarged training image it gives back the original exactly, where resizing down
 again (bilinear) would blur it: Fashion-MNIST's 28 -> 32 -> 28 that way moves the Lucic-protocol KID of real
-training images from 0.0001 to 0.0145 (docs/published_fid.md). A side that was shrunk cannot be recovered;
+training images from 0.0001 to 0.0145 (docs/experiments/published_fid.md). A side that was shrunk cannot be recovered;
 `unresize` to a larger side is `resize`.
 """
 from __future__ import annotations

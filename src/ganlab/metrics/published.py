@@ -11,7 +11,7 @@
   A generator of another size (ganlab's default trains at 32x32, the 28x28 images enlarged by the data module)
   is brought to 28x28 by the least-squares inverse of that enlargement (resize.py's `unresize`), which gives a
   training image back exactly, before its samples are quantised to uint8. Shrinking them bilinearly instead
-  blurs them: it alone took 1,000 real training images from KID 0.0001 to 0.0145 (docs/published_fid.md).
+  blurs them: it alone took 1,000 real training images from KID 0.0001 to 0.0145 (docs/experiments/published_fid.md).
 """
 from __future__ import annotations
 
