@@ -74,7 +74,7 @@ device-wheels: $(STAMP)  ## wheels of hydra-core, omegaconf, antlr4 and torch-fi
 # Each `make study` writes a new dated folder under outputs/study/; earlier studies are kept.
 STUDY := outputs/study/$(shell date +%Y-%m-%d_%H-%M-%S)
 SEEDS := seed=0,1,2 trainer.enable_progress_bar=false callbacks.progress.every=600
-study: $(STAMP)  ## mode-collapse study: 60 toy runs, two sweep chains at once (41 min on 2 cores), then docs/results.md
+study: $(STAMP)  ## mode-collapse study: 60 toy runs, two sweep chains at once (40-50 min on 2 cores), then docs/results.md
 	mkdir -p $(STUDY)
 	@for d in ring8 grid25; do ( set -e; \
 	  run() { OMP_NUM_THREADS=1 $(PY) train.py -m $(SEEDS) hydra.sweep.dir=$(STUDY)/$$1 "$${@:2}" \
