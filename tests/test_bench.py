@@ -175,3 +175,22 @@ def test_fid_case_rows_are_finite_and_positive():
             assert at[e][side] == pytest.approx([t + 2700 * k * per_image for t in res.times[e][side]])
     rows, _ = report("counting", 3000, "cpu", res)
     assert all("(est.)" in r for r in rows)
+
+
+@pytest.mark.slow
+def test_inception_case_times_both_sides_and_checks_their_features(idx_root, monkeypatch):
+    """The `inception` row: images/s of ganlab's Inception and of the file's own forward on the same images, their
+    ratio, and the largest feature difference; a difference beyond 1e-5 fails the case instead of printing a row."""
+    import ganlab.bench.inception as case
+    from ganlab.metrics.features import inception_path
+
+    assert inception_path().is_file(), "`make inception` puts the FID network in the cache; `make test` runs it"
+    row, _, note = case.bench_inception(str(idx_root), batch=2, batches=2, pairs=2)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "inception, cpu, batch 2" and "**" in cells[2]
+    ganlab, loaded = (float(v) for v in cells[1].split(" / "))
+    assert ganlab > 0 and loaded > 0 and float(cells[3]) <= case.RTOL
+    assert "4 Fashion-MNIST images" in note and "2 ABBA pairs" in note
+    monkeypatch.setattr(case, "RTOL", 0.0)  # any rounding difference now counts as a different network
+    with pytest.raises(AssertionError, match="differ from the network's as loaded"):
+        case.bench_inception(str(idx_root), batch=2, batches=1, pairs=1)
