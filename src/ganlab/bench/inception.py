@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..data.idx import IdxImages
 from ..images import to_uint8
-from ..metrics.features import InceptionFeatures, exact_fp32, tf1_resize
+from ..metrics.features import InceptionFeatures, exact_fp32
 from .common import median_spread, timed
 
 HEADER = ("| case | images/s ganlab / as loaded | ratio median [min-max] | largest difference |\n"
@@ -34,7 +34,7 @@ def bench_inception(root: str, batch: int = 32, batches: int = 2, pairs: int | N
     @torch.no_grad()
     def loaded(x: Tensor) -> Tensor:  # the TorchScript file as loaded, the same preprocessing
         with exact_fp32(device):
-            return net.scripted((tf1_resize(x.expand(-1, 3, -1, -1)) - 128.0) / 128.0)  # (B, 2048)
+            return net.scripted(net.inputs(x.expand(-1, 3, -1, -1)))  # (B, 2048)
 
     sides = {"ganlab": net, "loaded": loaded}
 

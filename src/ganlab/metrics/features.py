@@ -169,8 +169,13 @@ class InceptionFeatures(nn.Module):
         if device.type == "cpu" and len(x) > CPU_BATCH:
             return torch.cat([self(x[i:i + CPU_BATCH]) for i in range(0, len(x), CPU_BATCH)])  # (N, 2048)
         with exact_fp32(device):
-            x = RESIZERS[self.protocol](x.to(device))  # (N, 3, 299, 299) float32 in [0, 255]
-            return self.net((x - 128.0) / 128.0).float()  # (N, 2048)
+            return self.net(self.inputs(x)).float()  # (N, 2048)
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """uint8 (N, 3, H, W) -> the network's input (N, 3, 299, 299) float32, (x - 128) / 128 after the protocol's
+        resize, on the network's device: what `net` and the file's own forward (`scripted`) both take."""
+        x = RESIZERS[self.protocol](x.to(next(self.scripted.parameters()).device))  # in [0, 255]
+        return (x - 128.0) / 128.0
 
 
 if __name__ == "__main__":  # make inception: python -m ganlab.metrics.features WHEEL

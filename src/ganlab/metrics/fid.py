@@ -1,8 +1,8 @@
 """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018), on any feature network (metrics/features.py), with the
 real set's features computed once and cached on disk, and what depends on them alone kept for a run (FidKid).
 
-FID is in float64; KID's feature products in float32, its sums in float64. Numbers are comparable only for the same feature network, real set and N; the
-cache key holds all three. Published FIDs use the Inception network and 50k samples.
+FID is in float64; KID's kernel values in float32, their sums in float64. Numbers are comparable only for the same
+feature network, real set and N; the cache key holds all three. Published FIDs use the Inception network and 50k samples.
 """
 from __future__ import annotations
 

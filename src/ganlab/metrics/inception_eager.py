@@ -47,12 +47,8 @@ class Chain(nn.Module):
         return x
 
 
-class Branches(nn.Module):
+class Branches(Chain):
     """InceptionA-D: every child applied to the block's input, outputs concatenated along channels in order."""
-
-    def __init__(self, module: torch.jit.ScriptModule):
-        super().__init__()
-        self.parts = nn.ModuleList(port(child) for _, child in module.named_children())
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([part(x) for part in self.parts], 1)
