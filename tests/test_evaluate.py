@@ -3,7 +3,10 @@ import json
 
 import pytest
 
-from ganlab.evaluate import evaluate, main
+from ganlab.data.idx import IdxImages
+from ganlab.evaluate import evaluate, evaluate_floor, main
+from ganlab.images import to_uint8
+from ganlab.metrics.classifier import ClassifierFeatures, classifier_path
 from ganlab.train import train
 
 from .conftest import make_cfg, read_metrics
@@ -60,3 +63,38 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
         main(["n=3"])
     with pytest.raises(SystemExit, match="no checkpoint at"):
         main([f"ckpt={tmp_path}/none.ckpt"])
+
+
+def test_the_floor_scores_held_out_real_images_as_a_runs_samples(tmp_path, idx_root, fixture_classifier, capsys):
+    """evaluate.py floor=DATA puts the held-out split's images through the Suite a run of DATA gets. The fixture's
+    t10k images are its first 64 training images, which are also the Suite's real set (IdxImages.real): FID 0 and
+    precision = recall = coverage = 1, and the classes those images are predicted as."""
+    opts = [f"data.root={idx_root}", "metrics.n=64", "metrics.kid_subset=32", "metrics.features=classifier"]
+    main(["floor=fashion_mnist", f"out={tmp_path / 'floor.json'}", *opts])
+    result = json.loads((tmp_path / "floor.json").read_text())
+    assert (result["floor"], result["held_out"], result["n"]) == ("fashion_mnist", "t10k", 64)
+    assert result["features"].startswith("classifier-") and "val/recall\t1" in capsys.readouterr().out
+    m = result["metrics"]
+    assert m["fid"] == pytest.approx(0, abs=1e-2)  # rounding: 64 images, a singular covariance
+    assert m["precision"] == m["recall"] == m["coverage"] == 1.0
+    images = IdxImages(str(idx_root), split="t10k").real(64)  # (64, 1, 32, 32) in [-1, 1]
+    predicted = ClassifierFeatures(classifier_path(idx_root)).predict(to_uint8(images))  # (64,)
+    assert m["classes"] == len(predicted.unique())
+    # stacked: triples drawn from t10k with another seed than the real set's, so no longer the same images
+    stacked = evaluate_floor("stacked", "t10k", opts)
+    assert stacked["metrics"]["fid"] > 1 and 1 <= stacked["metrics"]["classes"] <= 1000
+
+
+@pytest.mark.parametrize("args, error", [
+    (["floor=ring8"], "floor=ring8: it has no held-out split (data.split)"),
+    (["floor=nope"], "floor=nope: no such data set; one of celeba, cifar10, fashion_mnist"),
+    (["floor=fashion_mnist", "held_out=train"], "held_out=train is the split the metrics' real set comes from"),
+    (["floor=fashion_mnist", "held_out=test"], "held_out=test: data.split must be 'train' or 't10k'"),
+    (["floor=fashion_mnist", "metrics.n=65"], "metrics.n=65 is more than the 64 images of the t10k split"),
+    (["floor=fashion_mnist", "seed=3"], "unknown: seed"),
+])
+def test_floor_arguments_are_checked_before_anything_is_scored(idx_root, fixture_classifier, args, error):
+    with pytest.raises(SystemExit) as e:
+        main([*args, f"data.root={idx_root}", "metrics.features=classifier"])
+    assert str(e.value).startswith("ganlab: ") and error in str(e.value) and "\n" not in str(e.value).split(
+        "usage:")[0].rstrip("\n")

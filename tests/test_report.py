@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from scipy.stats import spearmanr
 
+from ganlab.evaluate import evaluate_floor
 from ganlab.report import main
 from ganlab.report.collect import collect, group
 from ganlab.report.markdown import pm
@@ -360,15 +361,20 @@ def test_runs_without_status_files_are_judged_by_their_csv(sweep, tmp_path):
     (cut / "csv" / "metrics.csv").write_text("".join(l for l in lines if not l.startswith(("30,", "40,"))))
     status = json.loads((broken / "status.json").read_text())
     (broken / "status.json").write_text(json.dumps({**status, "status": "failed", "error": "RuntimeError: boom"}))
-    got = {r.path.name: (r.status, r.error) for r in collect([old, cut, broken])}
+    timed = tmp_path / "timed"  # trainer.max_time stopped it: scored at its last evaluation, a run at a time budget
+    shutil.copytree(runs[3], timed)
+    (timed / "status.json").write_text(json.dumps({**json.loads((timed / "status.json").read_text()),
+                                                    "status": "stopped", "error": "stopped by the time limit"}))
+    got = {r.path.name: (r.status, r.error) for r in collect([old, cut, broken, timed])}
     assert got == {"old": ("completed", None), "cut": ("incomplete", "csv/metrics.csv ends at iteration 20 of 40"),
-                   "broken": ("failed", "RuntimeError: boom")}
+                   "broken": ("failed", "RuntimeError: boom"), "timed": ("stopped", "stopped by the time limit")}
     main([str(old), str(cut), str(broken), "--out", str(tmp_path / "r.md")])
     text = (tmp_path / "r.md").read_text()
     assert table_row(text, f"`{broken}`", "| run | data |")["error"] == "RuntimeError: boom"
     assert table_row(text, f"`{cut}`", "| run | data |")["status"] == "incomplete"
     (g,) = group(collect([old, cut, broken]))["ring8"]
     assert [r.path for r in g.runs] == [old]
+    assert [r.path for g in group(collect([old, cut, broken, timed]))["ring8"] for r in g.runs] == [old, timed]
 
 
 @pytest.mark.slow
@@ -385,3 +391,33 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, sweep, case):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ganlab: report: ") and dirs[-1] in lines[0], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_floor_is_a_row_under_its_data_sets_runs(tmp_path, image_run, idx_root, fixture_classifier):
+    """--floor FILE (evaluate.py floor=DATA): what real held-out images score, as a row of the final table with the
+    file's values; a floor of another N or network, or of a data set no run trains on, is refused."""
+    opts = [f"data.root={idx_root}", "metrics.kid_subset=32", "metrics.features=classifier"]
+    floors = {}
+    for n in (64, 32):
+        floors[n] = tmp_path / f"floor{n}.json"
+        floors[n].write_text(json.dumps(evaluate_floor("fashion_mnist", "t10k", [*opts, f"metrics.n={n}"])))
+    out = tmp_path / "r.md"
+    main([str(image_run), "--out", str(out), "--floor", str(floors[64])])
+    text = out.read_text()
+    header, rows = section_table(text, "fashion_mnist", "Final metrics")
+    row = rows["real t10k images (floor)"]
+    values = json.loads(floors[64].read_text())["metrics"]
+    for column in header[3:]:
+        metric = column.split()[0].removeprefix("val/")
+        assert row[column] == (f"{values[metric]:.4g}" if metric in values else "—"), column
+    assert row["val/recall ↑"] == "1"
+    assert "`python evaluate.py floor=fashion_mnist held_out=t10k metrics.n=64`" in text
+    for bad, error in ((floors[32], "N = 32; run"), (tmp_path / "none.json", "no such file")):
+        with pytest.raises(SystemExit, match=re.escape(f"ganlab: report: --floor {bad}")) as e:
+            main([str(image_run), "--out", str(tmp_path / "bad.md"), "--floor", str(bad)])
+        assert error in str(e.value)
+    stacked = tmp_path / "stacked.json"
+    stacked.write_text(json.dumps({**json.loads(floors[64].read_text()), "floor": "stacked"}))
+    with pytest.raises(SystemExit, match="it scores data set 'stacked', which no given run trains on"):
+        main([str(image_run), "--out", str(tmp_path / "bad.md"), "--floor", str(stacked)])
+    assert not (tmp_path / "bad.md").exists()

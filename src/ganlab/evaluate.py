@@ -22,6 +22,16 @@ Two image sets, in the convention pytorch-fid, clean-fid and torch-fidelity shar
 A and B are folders of images or .npy arrays of uint8 (N, H, W) or (N, C, H, W) (metrics/image_sets.py). Prints
 one JSON line: fid, kid, precision, recall, density, coverage (metrics/prdc.py; null when a set has fewer than
 6 images), n_real, n_fake, features (the network and its protocol).
+
+What real images score, the floor a generator's numbers sit above (report.py --floor puts it beside the runs):
+
+    python evaluate.py floor=DATA [held_out=t10k] [metrics.KEY=V ...] [data.KEY=V ...] [out=FILE.json]
+
+scores metrics.n images of the data set's held-out split (data.split=held_out: t10k for the idx sets, test for
+CIFAR-10 and CelebA; stacked data: triples drawn from it) with the Suite a run of conf/data/DATA.yaml gets, in
+place of samples: the same real training set, N and network, so FID and KID are the finite-sample floor and
+precision, recall and the class counts what real images reach. Writes the JSON to `out` (default
+outputs/floor/DATA-HELD_OUT-nN.json; an earlier file stays, the next is written beside it).
 """
 from __future__ import annotations
 
@@ -51,7 +61,9 @@ from .train import CONF_DIR
 USAGE = ("usage: evaluate.py ckpt=PATH [protocol=tf1|clean|lucic2018] [metrics.KEY=VALUE ...] [data.KEY=VALUE ...] "
          "[out=FILE.json] [seed=0] [ema=true]\n"
          "       evaluate.py real=FOLDER|FILE.npy fake=FOLDER|FILE.npy [features=inception|classifier] "
-         "[protocol=tf1|clean] [inception_weights=PATH] [classifier=PATH] [kid_subset=1000] [out=FILE.json]")
+         "[protocol=tf1|clean] [inception_weights=PATH] [classifier=PATH] [kid_subset=1000] [out=FILE.json]\n"
+         "       evaluate.py floor=DATA [held_out=t10k] [metrics.KEY=VALUE ...] [data.KEY=VALUE ...] [out=FILE.json]")
+FLOOR_ARGS = {"floor", "held_out", "out"}
 CKPT_ARGS = {"ckpt", "protocol", "out", "seed", "ema"}
 SETS_ARGS = {"real", "fake", "features", "protocol", "inception_weights", "classifier", "kid_subset", "out"}
 
@@ -89,6 +101,44 @@ def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0
     values = suite(generate(g.to(device), suite.n, seed, device=device), labels)
     return {"ckpt": str(path), "iteration": stored["iteration"], "n": suite.n, "features": suite.features_name,
             "protocol": suite.protocol, "metrics": values}
+
+
+def evaluate_floor(data: str, held_out: str = "t10k", overrides: list[str] | None = None,
+                   device: str | torch.device | None = None) -> dict:
+    """The metrics of metrics.n real images of `data`'s held-out split, scored as a run's samples are: against
+    the real training images of conf/data/<data>.yaml (with `overrides`), on the same network and N."""
+    path = Path(CONF_DIR) / "data" / f"{data}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"floor={data}: no such data set; one of {', '.join(names)}")
+    cfg = OmegaConf.create({"data": {k: v for k, v in OmegaConf.load(path).items() if k != "defaults"},
+                            "metrics": OmegaConf.load(Path(CONF_DIR) / "metrics" / "default.yaml")})
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides or []))
+    if "split" not in cfg.data:
+        raise ConfigError(f"floor={data}: it has no held-out split (data.split); the floor needs real images the "
+                          f"metrics' real set does not hold: mnist, fashion_mnist, stacked, cifar10 or celeba")
+    if held_out == cfg.data.split:
+        raise ConfigError(f"held_out={held_out} is the split the metrics' real set comes from (data.split): name "
+                          f"the held-out one, e.g. held_out=t10k (idx data) or held_out=test (CIFAR-10, CelebA)")
+    options = {k: v for k, v in OmegaConf.to_container(cfg.metrics).items() if k not in ("_target_", "every")}
+    device = _device(device)
+    datamodule = build(cfg.data, "data")
+    try:
+        # another seed, so that drawn sets (stacked triples) are not the real set's draws either
+        floor = build(OmegaConf.merge(cfg.data, {"split": held_out}), "data", seed=1)
+    except ConfigError as e:
+        raise ConfigError(f"held_out={held_out}: {e}") from None
+    try:
+        suite = Suite(datamodule, device, **options)
+        available = floor.real_count()
+        if available is not None and suite.n > available:
+            raise ValueError(f"metrics.n={suite.n} is more than the {available} images of the {held_out} split: "
+                             f"set metrics.n <= {available}")
+        images = floor.real(suite.n, device)  # (n, C, S, S) in [-1, 1], as a generator's samples
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        raise ConfigError(f"metrics: {e}") from None
+    return {"floor": data, "held_out": held_out, "n": suite.n, "features": suite.features_name,
+            "protocol": suite.protocol, "metrics": suite(images)}
 
 
 def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None = None, seed: int = 0,
@@ -173,9 +223,10 @@ def main(argv: list[str] | None = None) -> None:
             args = OmegaConf.from_dotlist([a for a in argv if not a.startswith(("metrics.", "data."))])
         except Exception as e:  # not KEY=VALUE
             raise ConfigError(f"cannot read the arguments ({e}).\n{USAGE}") from None
-        sets = "real" in args or "fake" in args
-        unknown = set(args) - (SETS_ARGS if sets else CKPT_ARGS)
-        missing = {"real", "fake"} - set(args) if sets else {"ckpt"} - set(args)
+        sets, floor = "real" in args or "fake" in args, "floor" in args
+        allowed = SETS_ARGS if sets else FLOOR_ARGS if floor else CKPT_ARGS
+        unknown = set(args) - allowed
+        missing = {"real", "fake"} - set(args) if sets else set() if floor else {"ckpt"} - set(args)
         if unknown or missing or (sets and any(a.startswith(("metrics.", "data.")) for a in argv)):
             extra = [f"unknown: {', '.join(sorted(unknown))}"] * bool(unknown) + \
                     [f"missing: {', '.join(sorted(missing))}"] * bool(missing)
@@ -185,6 +236,9 @@ def main(argv: list[str] | None = None) -> None:
             result = compare_sets(str(args.real), str(args.fake), str(args.get("features", "inception")),
                                   str(args.get("protocol", "tf1")), args.get("inception_weights"),
                                   args.get("classifier"), arg_whole(args, "kid_subset", 1000, 2))
+        elif floor:
+            result = evaluate_floor(str(args.floor), str(args.get("held_out", "t10k")),
+                                    [a for a in argv if a.startswith(("metrics.", "data."))])
         else:
             protocol = args.get("protocol")
             result = evaluate(args.ckpt, [a for a in argv if a.startswith(("metrics.", "data."))],
@@ -196,6 +250,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.get("out"):
             print(f"wrote {_write(Path(args.out), result)}", file=sys.stderr)
         print(json.dumps(result))
+        return
+    if floor:
+        out = _write(Path(args.get("out") or f"outputs/floor/{args.floor}-{result['held_out']}-n{result['n']}.json"),
+                     result)
+        for k, v in result["metrics"].items():
+            print(f"val/{k}\t{v:.6g}")
+        print(f"({result['n']} real {result['held_out']} images of {args.floor}, features: {result['features']}); "
+              f"wrote {out}")
         return
     suffix = f".{result['protocol']}.json" if result["protocol"] in PUBLISHED else ".metrics.json"
     out = Path(args.get("out") or f"{args.ckpt}{suffix}")

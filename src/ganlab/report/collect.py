@@ -6,7 +6,8 @@ A run folder (train.py's Hydra folder) holds `.hydra/config.yaml`, `.hydra/overr
 was computed), `csv/hparams.yaml` (the resolved config, plus `metrics/features`), `samples/iter_*.png`, and
 `status.json` (status, error, final metrics, overrides) when train.py wrote one. A sweep folder (Hydra's
 multirun) holds numbered run folders, `multirun.yaml`, and `sweep.json` (the jobs with their status) when
-written. Older runs without status.json count as "completed" when their csv reaches `iterations`, else
+written. A run the time limit stopped (trainer.max_time) is scored with the completed ones, at its last evaluation.
+Older runs without status.json count as "completed" when their csv reaches `iterations`, else
 "incomplete".
 """
 from __future__ import annotations
@@ -50,7 +51,9 @@ class Run:
 
     @property
     def completed(self) -> bool:
-        return self.status == "completed"
+        """Scored in the tables: it ran to `iterations`, or trainer.max_time stopped it with its final checkpoint
+        and evaluation (a run at a time budget: `stopped`)."""
+        return self.status in ("completed", "stopped")
 
 
 @dataclass
@@ -221,6 +224,54 @@ def collect(dirs: list[str | Path]) -> list[Run]:
                 seen.add(run.path.resolve())
                 runs.append(run)
     return runs
+
+
+@dataclass
+class Floor:
+    """What real held-out images score (evaluate.py floor=DATA): the row a data set's runs sit above."""
+    path: Path
+    data: str                       # the data set's config name, as the runs' data
+    held_out: str                   # the split the images came from
+    n: int
+    features: str | None            # the network behind fid / kid
+    metrics: dict[str, float]       # metric name (no val/ prefix) -> value
+
+    @property
+    def label(self) -> str:
+        return f"real {self.held_out} images (floor)"
+
+
+def read_floor(path: str | Path) -> Floor:
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"--floor {path}: no such file (python evaluate.py floor=DATA writes one)")
+    found = _json(path)
+    keys = ("floor", "held_out", "n", "features", "metrics")
+    if not isinstance(found, dict) or any(k not in found for k in keys) or not isinstance(found["metrics"], dict):
+        raise ReportError(f"--floor {path}: expected the JSON of `python evaluate.py floor=DATA` (keys "
+                          f"{', '.join(keys)})")
+    return Floor(path, str(found["floor"]), str(found["held_out"]), int(found["n"]), found["features"],
+                 {str(k): float(v) for k, v in found["metrics"].items() if v is not None})
+
+
+def match_floors(floors: list[Floor], groups: dict[str, list[Group]]) -> dict[str, list[Floor]]:
+    """The floors by data set, each checked against that data set's runs: the same feature network and N, or
+    its numbers do not compare."""
+    out: dict[str, list[Floor]] = {}
+    for f in floors:
+        if f.data not in groups:
+            raise ReportError(f"--floor {f.path}: it scores data set {f.data!r}, which no given run trains on "
+                              f"({', '.join(groups) or 'none completed'})")
+        for g in groups[f.data]:
+            for r in g.runs:
+                n = (r.hparams.get("metrics") or {}).get("n")
+                features = r.hparams.get("metrics/features")
+                if (features is not None and features != f.features) or (n is not None and int(n) != f.n):
+                    raise ReportError(f"--floor {f.path}: {f.features}, N = {f.n}; run {r.path} has {features}, "
+                                      f"N = {n}: numbers of different networks or N do not compare (rerun "
+                                      f"evaluate.py floor={f.data} with the runs' metrics.n and metrics.features)")
+        out.setdefault(f.data, []).append(f)
+    return out
 
 
 def group(runs: list[Run]) -> dict[str, list[Group]]:

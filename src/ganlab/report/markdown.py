@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..metrics.registry import higher_is_better
-from .collect import Group, Run, shared
+from .collect import Floor, Group, Run, shared
 from .stats import (MAIN_COLUMNS, aligned, is_toy, main_metrics, mean_std, quality_metric, spearman, summarize,
                     table_metrics)
 
@@ -73,10 +73,16 @@ def _minutes(group: Group) -> str:
     return cell + ("" if len(ends) in (0, len(group.runs)) else f" (n={len(ends)})")
 
 
-def _metrics_tables(groups: list[Group]) -> list[str]:
+def _floor_cells(floor: Floor, metrics: list[str]) -> list[str]:
+    return [f"{floor.metrics[m[4:]]:.4g}" if m.startswith("val/") and m[4:] in floor.metrics else "—"
+            for m in metrics]
+
+
+def _metrics_tables(groups: list[Group], floors: list[Floor]) -> list[str]:
     """The main table (the final value of the metrics that matter for the data: stats.PRIORITY, at most
-    stats.MAIN_COLUMNS columns), the best value of the same metrics during the run, and the other logged metrics
-    (final and best), one row per group and metric so that no table grows sideways with the metrics."""
+    stats.MAIN_COLUMNS columns; then a row per floor, what real held-out images score), the best value of the same
+    metrics during the run, and the other logged metrics (final and best), one row per group and metric so that no
+    table grows sideways with the metrics."""
     logged = table_metrics(groups)
     if not logged:
         return ["No `val/*` sample-quality metrics were logged (metrics=none?).", ""]
@@ -88,12 +94,18 @@ def _metrics_tables(groups: list[Group]) -> list[str]:
     where = (f" The other logged metrics ({', '.join(others)}) are in the third table." if others else "")
     lines = ["### Final metrics", "",
              f"Mean ± standard deviation (ddof=1) over the seeds of each group of the metric at the run's last "
-             f"evaluation; n = completed runs; ↑ / ↓: higher / lower is better." +
+             f"evaluation; n = completed runs (a run the time limit stopped counts, at its last evaluation); ↑ / ↓: higher / lower is better." +
              (" *minutes*: each run's training time (`time/seconds` at its last row: wall-clock over its launches, "
               "evaluations included, on the machine that ran it)." if timed else "") + where, "",
              *_table(fixed + [f"{m} {_arrow(m)}" for m in metrics],
                      [[g.label, str(len(g.runs))] + ([_minutes(g)] if timed else []) + _cells(g, metrics, "final")
-                      for g in groups]),
+                      for g in groups] +
+                     [[f.label, "—"] + (["—"] if timed else []) + _floor_cells(f, metrics) for f in floors]),
+             *([f"*{f.label}*: {f.n} images of the {f.held_out} split scored in place of samples, against the same "
+                f"real training images on the same network (`python evaluate.py floor={f.data} held_out={f.held_out} "
+                f"metrics.n={f.n}`, `{f.path}`): FID and KID's finite-sample floor, the precision, recall and "
+                f"class counts that real images reach." for f in floors]),
+             *([""] if floors else []),
              "### Best during the run", "",
              f"The best evaluation of each run ({best}), then mean ± std over the seeds as above: a run that was "
              f"better before its end shows it here.", "",
@@ -147,7 +159,8 @@ def _rho(rho: float) -> str:
     return "—" if math.isnan(rho) else f"{rho:+.3f}"
 
 
-def dataset_section(data: str, groups: list[Group], figures: dict[str, str]) -> list[str]:
+def dataset_section(data: str, groups: list[Group], figures: dict[str, str],
+                    floors: list[Floor] | None = None) -> list[str]:
     toy = is_toy(groups)
     lines = [f"## Data set `{data}` ({'toy data' if toy else 'images'})", ""]
     common = shared(groups)
@@ -167,7 +180,7 @@ def dataset_section(data: str, groups: list[Group], figures: dict[str, str]) -> 
                   f"real samples.", ""]
     else:
         lines += _features(groups)
-    lines += _metrics_tables(groups)
+    lines += _metrics_tables(groups, floors or [])
     if "curves" in figures:
         lines += ["### Curves", "", "Mean over the seeds of each group; the band spans their minimum and maximum. "
                   "Each logged metric (those of the tables above) has two panels: against the iteration, and below "
@@ -195,14 +208,15 @@ def failures_section(runs: list[Run]) -> list[str]:
 
 
 def render(command: str, dirs: list[str], runs: list[Run], groups: dict[str, list[Group]],
-           figures: dict[str, dict[str, str]], intro: str | None) -> str:
+           figures: dict[str, dict[str, str]], intro: str | None,
+           floors: dict[str, list[Floor]] | None = None) -> str:
     done = sum(r.completed for r in runs)
     lines = ["# GAN runs report", ""]
     if intro:
         lines += [intro.rstrip(), ""]
-    lines += [f"Written by `{command}`: {len(runs)} runs, {done} completed, from", "",
+    lines += [f"Written by `{command}`: {len(runs)} runs, {done} completed or stopped by the time limit, from", "",
               *(f"- `{d}`" for d in dirs), ""]
     for data, gs in groups.items():
-        lines += dataset_section(data, gs, figures.get(data, {}))
+        lines += dataset_section(data, gs, figures.get(data, {}), (floors or {}).get(data))
     lines += failures_section(runs)
     return "\n".join(lines).rstrip() + "\n"
