@@ -191,6 +191,7 @@ def test_runs_on_real_fashion_mnist_with_their_own_metric_settings(tmp_path, fas
 ON_DISK = ["data.num_workers=0", "data.size=28"]  # 28: every fixture image is at least that large
 FIXTURES = {  # data module -> overrides that point it at its fixture
     "ganlab.data.idx.IdxImages": lambda r: [f"data.root={r['idx']}"],
+    "ganlab.data.stacked.Stacked": lambda r: [f"data.root={r['idx']}"],
     "ganlab.data.cifar10.Cifar10": lambda r: [f"data.root={r['cifar']}"],
     "ganlab.data.celeba.CelebA": lambda r: [f"data.root={r['celeba']}", *ON_DISK],
     "ganlab.data.folder.ImageFolder": lambda r: [f"data.path={r['folder']}", *ON_DISK],
