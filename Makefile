@@ -99,7 +99,7 @@ STACKED := outputs/stacked/$(shell date +%Y-%m-%d_%H-%M-%S)
 STACK := experiment=stacked_fast trainer.enable_progress_bar=false
 DCGAN := model=dcgan
 PACGAN2 := model=dcgan model.pack=2 data.batch_size=128
-stacked: setup classifier  ## stacked Fashion-MNIST: the recipe, DCGAN, PacGAN2 (~2 h on 2 cores), docs/stacked.md
+stacked: setup classifier  ## stacked Fashion-MNIST: the recipe, DCGAN, PacGAN2 (~1 h 50 min on 2 cores), docs/stacked.md
 	mkdir -p $(STACKED)
 	@run() { OMP_NUM_THREADS=1 $(PY) train.py $(STACK) hydra.run.dir=$(STACKED)/$$1 "$${@:2}" \
 	  >> $(STACKED)/$$1.log 2>&1; }; \

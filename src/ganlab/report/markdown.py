@@ -78,7 +78,7 @@ def _floor_cells(floor: Floor, metrics: list[str]) -> list[str]:
             for m in metrics]
 
 
-def _metrics_tables(groups: list[Group], floors: list[Floor]) -> list[str]:
+def _metrics_tables(groups: list[Group], floors: list[Floor] | tuple = ()) -> list[str]:
     """The main table (the final value of the metrics that matter for the data: stats.PRIORITY, at most
     stats.MAIN_COLUMNS columns; then a row per floor, what real held-out images score), the best value of the same
     metrics during the run, and the other logged metrics (final and best), one row per group and metric so that no
