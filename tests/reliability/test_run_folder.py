@@ -178,7 +178,8 @@ def test_a_second_ctrl_c_still_writes_a_status(tmp_path):
     """The first Ctrl-C asks for a checkpoint at the iteration end, then the final samples; the second, sent
     while those are drawn, stops at once (Lightning exits): the status says so."""
     out = tmp_path / "run"
-    proc = launch(out, *LONG, "callbacks.samples.every=100")
+    # 200,000 points in the final scatter plot: seconds of drawing, so the second Ctrl-C lands while they are drawn
+    proc = launch(out, *LONG, "callbacks.samples.every=100", "callbacks.samples.n=200000")
     wait_until(lambda: status(out)["status"] == "running" if (out / "status.json").is_file() else False, proc, out)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
