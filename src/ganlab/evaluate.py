@@ -72,6 +72,11 @@ def _device(device: str | torch.device | None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def _suite_options(metrics) -> dict:
+    """The metrics config as Suite's keyword arguments (the callback's own keys dropped)."""
+    return {k: v for k, v in OmegaConf.to_container(metrics).items() if k not in ("_target_", "every")}
+
+
 def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0, ema: bool = True,
              device: str | torch.device | None = None, protocol: str | None = None) -> dict:
     """The metrics of a checkpoint's generator: the run's own (protocol None, tf1 or clean) or a published
@@ -88,7 +93,7 @@ def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0
                             "metrics": stored["config"].get("metrics")
                             or OmegaConf.load(Path(CONF_DIR) / "metrics" / "default.yaml")})
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides or []))
-    options = {k: v for k, v in OmegaConf.to_container(cfg.metrics).items() if k not in ("_target_", "every")}
+    options = _suite_options(cfg.metrics)
     device = _device(device)
     datamodule = build(cfg.data, "data", seed=stored["config"].get("seed", 0))
     try:
@@ -120,7 +125,7 @@ def evaluate_floor(data: str, held_out: str = "t10k", overrides: list[str] | Non
     if held_out == cfg.data.split:
         raise ConfigError(f"held_out={held_out} is the split the metrics' real set comes from (data.split): name "
                           f"the held-out one, e.g. held_out=t10k (idx data) or held_out=test (CIFAR-10, CelebA)")
-    options = {k: v for k, v in OmegaConf.to_container(cfg.metrics).items() if k not in ("_target_", "every")}
+    options = _suite_options(cfg.metrics)
     device = _device(device)
     datamodule = build(cfg.data, "data")
     try:
@@ -252,19 +257,16 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
     if floor:
-        out = _write(Path(args.get("out") or f"outputs/floor/{args.floor}-{result['held_out']}-n{result['n']}.json"),
-                     result)
-        for k, v in result["metrics"].items():
-            print(f"val/{k}\t{v:.6g}")
-        print(f"({result['n']} real {result['held_out']} images of {args.floor}, features: {result['features']}); "
-              f"wrote {out}")
-        return
-    suffix = f".{result['protocol']}.json" if result["protocol"] in PUBLISHED else ".metrics.json"
-    out = Path(args.get("out") or f"{args.ckpt}{suffix}")
-    out = _write(out, result)
+        default = f"outputs/floor/{args.floor}-{result['held_out']}-n{result['n']}.json"
+        what = f"{result['n']} real {result['held_out']} images of {args.floor}, features: {result['features']}"
+    else:
+        suffix = f".{result['protocol']}.json" if result["protocol"] in PUBLISHED else ".metrics.json"
+        default = f"{args.ckpt}{suffix}"
+        what = f"{result['n']} samples, features: {result['features']}, iteration {result['iteration']}"
+    out = _write(Path(args.get("out") or default), result)
     for k, v in result["metrics"].items():
         print(f"val/{k}\t{v:.6g}")
-    print(f"({result['n']} samples, features: {result['features']}, iteration {result['iteration']}); wrote {out}")
+    print(f"({what}); wrote {out}")
 
 
 def _write(path: Path, result: dict) -> Path:
