@@ -3,7 +3,11 @@ import pytest
 import torch
 from torch import nn
 
+from ganlab.config import ConfigError
 from ganlab.nets import dcgan, identity, mlp
+from ganlab.resize import resize, unresize
+from ganlab.train import train
+from .conftest import make_cfg
 
 
 @pytest.mark.parametrize("size", dcgan.SIZES)
@@ -20,6 +24,47 @@ def test_dcgan_shapes(size, channels):
 def test_dcgan_rejects_unsupported_size():
     with pytest.raises(ValueError, match="supports image sizes"):
         dcgan.Generator((1, 48, 48))
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_a_native_generator_makes_enlarged_native_images(autocast):
+    """net.g.native=28 at 32x32: every sample is a 28x28 image in [-1, 1] enlarged as the data module enlarges
+    real ones (so unresize gives its pixels back exactly), also under bf16 autocast; gradients reach every layer."""
+    torch.manual_seed(0)
+    g = dcgan.Generator((1, 32, 32), z_dim=16, ch=8, native=28)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        x = g(torch.randn(4, 16))  # (4, 1, 32, 32)
+    small = unresize(x, 28)  # (4, 1, 28, 28)
+    assert x.dtype == torch.float32 and small.abs().max() <= 1
+    torch.testing.assert_close(resize(small, 32), x, atol=1e-6, rtol=0)
+    dcgan.Generator((1, 32, 32), z_dim=16, ch=8).load_state_dict(g.state_dict())  # no parameters of its own
+    x.float().square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+
+
+def test_a_plain_generator_leaves_what_no_enlargement_makes():
+    """Without net.g.native a 32x32 sample holds a part no 28 -> 32 enlargement makes (the critic can read it,
+    and unresize drops it): what native=28 removes."""
+    torch.manual_seed(0)
+    x = dcgan.Generator((1, 32, 32), z_dim=16, ch=8)(torch.randn(4, 16))  # (4, 1, 32, 32)
+    assert (resize(unresize(x, 28), 32) - x).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("native", [32, 40, 0])
+def test_a_native_side_not_below_the_image_side_is_refused(native):
+    with pytest.raises(ValueError, match=rf"net\.g\.native={native}: .* below data\.size=32"):
+        dcgan.Generator((1, 32, 32), native=native)
+
+
+@pytest.mark.parametrize("overrides, fix", [
+    (["data.size=28"], r"does not enlarge its images: set net\.g\.native=null"),
+    (["net.g.native=14"], r"enlarges its 28x28 images: set net\.g\.native=28"),
+])
+def test_a_native_side_the_data_does_not_have_is_refused_before_training(tmp_path, idx_root, overrides, fix):
+    base = ["data=fashion_mnist", f"data.root={idx_root}", "net.g.native=28", "iterations=2"]
+    with pytest.raises(ConfigError, match=rf"^net\.g\.native=\d+ makes .*{fix}"):
+        train(make_cfg(tmp_path, *base, *overrides))
+    assert not (tmp_path / "checkpoints").exists()
 
 
 @pytest.mark.parametrize("norm, kind", [("batch", nn.BatchNorm2d), ("layer", nn.GroupNorm), ("none", None)])

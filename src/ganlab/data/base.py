@@ -49,6 +49,7 @@ def epoch_shard(n: int, seed: int, epoch: int, rank: int, world: int, generator:
 class DeviceDataModule(L.LightningDataModule):
     shape: tuple[int, ...]  # of one sample
     num_classes: int | None = None  # labelled data: labels y are in [0, num_classes)
+    native: int | None = None  # the files' side when the module enlarged square images to data.size (resize.py)
 
     def __init__(self, batch_size: int, seed: int = 0):
         super().__init__()

@@ -51,6 +51,7 @@ class Cifar10(TensorImages):
     def __init__(self, root: str, batch_size: int = 64, size: int = 32, split: str = "train",
                  download: bool = False, seed: int = 0, labelled: int | None = None):
         super().__init__(size, 3, batch_size, seed, labelled)
+        self.native = 32 if self.size > 32 else None  # the batches hold 32x32 images
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.root, self.split, self.download = Path(root).expanduser(), split, bool(download)

@@ -54,6 +54,7 @@ class IdxImages(TensorImages):
                  hint: str = "", source: str | None = None, download: bool = False, seed: int = 0,
                  labelled: int | None = None):
         super().__init__(size, 1, batch_size, seed, labelled)
+        self.native = 28 if self.size > 28 else None  # the idx files hold 28x28 images
         if split not in ("train", "t10k"):
             raise ValueError(f"split must be 'train' or 't10k', got {split!r}")
         if download and source not in ("MNIST", "FashionMNIST"):

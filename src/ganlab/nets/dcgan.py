@@ -15,6 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..resize import resize_matrix
 from .layers import (Projection, check_conditioning, label_maps, minibatch_layer, norm_layer, one_hot,
                      spectral_normalize)
 
@@ -41,11 +42,19 @@ def _init(m: nn.Module) -> None:
 
 class Generator(nn.Module):
     def __init__(self, shape: tuple[int, int, int], z_dim: int = 100, ch: int = 64, norm: str = "batch",
-                 num_classes: int = 0):
+                 num_classes: int = 0, native: int | None = None):
         super().__init__()
         c, size, width = shape[0], shape[1], shape[2]
         if size != width:
             raise ValueError(f"DCGAN needs square images, got {size}x{width}")
+        if native is not None and not 0 < native < size:
+            raise ValueError(f"net.g.native={native}: the data's side before enlargement, below data.size={size} "
+                             f"(or null)")
+        self.native = native
+        if native is not None:  # A (size, native): resize's enlargement; A+ (native, size) its least-squares inverse
+            a = resize_matrix(native, size)
+            self.register_buffer("enlarge", a.float(), persistent=False)
+            self.register_buffer("shrink", torch.linalg.pinv(a).float(), persistent=False)
         s0, n = _geometry(size)
         self.z_dim, self.num_classes = z_dim, num_classes
         chans = [ch * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 32x32, ch=64: [256, 128, 64]
@@ -53,14 +62,22 @@ class Generator(nn.Module):
                   nn.ReLU()]
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), norm_layer(norm, b), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1)]
         self.net = nn.Sequential(*layers)
         self.apply(_init)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         if self.num_classes:
             z = torch.cat([z, one_hot(y, self.num_classes, z)], 1)  # (B, z_dim + K)
-        return self.net(z[:, :, None, None])  # (B, z_dim) -> (B, C, H, W) in [-1, 1]
+        h = self.net(z[:, :, None, None])  # (B, z_dim) -> (B, C, H, W), before tanh
+        if self.native is None:
+            return torch.tanh(h)  # in [-1, 1]
+        # the image is made at the native side and enlarged as the data module enlarges the real ones, so a sample
+        # is exactly an enlarged native image (the critic cannot tell fakes by what no enlargement makes) and
+        # resize.unresize gives its native pixels back; in fp32: under bf16 the enlargement would leave residue
+        with torch.autocast(h.device.type, enabled=False):
+            small = torch.tanh(self.shrink @ h.float() @ self.shrink.T)  # (B, C, native, native) in [-1, 1]
+            return self.enlarge @ small @ self.enlarge.T  # (B, C, H, W) in [-1, 1]
 
 
 class Discriminator(nn.Module):
