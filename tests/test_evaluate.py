@@ -39,7 +39,8 @@ def test_image_checkpoint_gets_fid_kid_and_classes(tmp_path, idx_root, fixture_c
     assert all(0 <= m[k] <= 1 for k in ("precision", "recall", "coverage")) and m["density"] >= 0
 
 
-@pytest.mark.parametrize("preset", ["dcgan", "cgan"])  # cGAN: G and the class metrics are asked for fixed labels
+# cGAN: G and the class metrics are asked for fixed labels; dcgan_fast: G makes 28x28 images (net.g.native)
+@pytest.mark.parametrize("preset", ["dcgan", "cgan", "dcgan_fast"])
 def test_evaluate_reproduces_the_runs_own_last_metrics(tmp_path, idx_root, fixture_classifier, preset):
     """One sampler (sampling.py): evaluate.py on a run's last checkpoint, with the run's N, seed and features,
     gets the val/* the run logged at that iteration, from the EMA generator the metrics used."""

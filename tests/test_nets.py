@@ -28,10 +28,10 @@ def test_dcgan_rejects_unsupported_size():
 
 @pytest.mark.parametrize("autocast", [False, True])
 def test_a_native_generator_makes_enlarged_native_images(autocast):
-    """net.g.native=28 at 32x32: every sample is a 28x28 image in [-1, 1] enlarged as the data module enlarges
+    """A native side of 28 at 32x32: every sample is a 28x28 image in [-1, 1] enlarged as the data module enlarges
     real ones (so unresize gives its pixels back exactly), also under bf16 autocast; gradients reach every layer."""
     torch.manual_seed(0)
-    g = dcgan.Generator((1, 32, 32), z_dim=16, ch=8, native=28)
+    g = dcgan.Generator((1, 32, 32), z_dim=16, ch=8, native=True, native_side=28)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         x = g(torch.randn(4, 16))  # (4, 1, 32, 32)
     small = unresize(x, 28)  # (4, 1, 28, 28)
@@ -44,7 +44,7 @@ def test_a_native_generator_makes_enlarged_native_images(autocast):
 
 def test_a_plain_generator_leaves_what_no_enlargement_makes():
     """Without net.g.native a 32x32 sample holds a part no 28 -> 32 enlargement makes (the critic can read it,
-    and unresize drops it): what native=28 removes."""
+    and unresize drops it): what a native side removes."""
     torch.manual_seed(0)
     x = dcgan.Generator((1, 32, 32), z_dim=16, ch=8)(torch.randn(4, 16))  # (4, 1, 32, 32)
     assert (resize(unresize(x, 28), 32) - x).abs().max() > 1e-3
@@ -52,18 +52,28 @@ def test_a_plain_generator_leaves_what_no_enlargement_makes():
 
 @pytest.mark.parametrize("native", [32, 40, 0])
 def test_a_native_side_not_below_the_image_side_is_refused(native):
-    with pytest.raises(ValueError, match=rf"net\.g\.native={native}: .* below data\.size=32"):
-        dcgan.Generator((1, 32, 32), native=native)
+    with pytest.raises(ValueError, match=rf"a native side of {native} must lie below the image side 32"):
+        dcgan.Generator((1, 32, 32), native=True, native_side=native)
 
 
-@pytest.mark.parametrize("overrides, fix", [
-    (["data.size=28"], r"does not enlarge its images: set net\.g\.native=null"),
-    (["net.g.native=14"], r"enlarges its 28x28 images: set net\.g\.native=28"),
-])
-def test_a_native_side_the_data_does_not_have_is_refused_before_training(tmp_path, idx_root, overrides, fix):
-    base = ["data=fashion_mnist", f"data.root={idx_root}", "net.g.native=28", "iterations=2"]
-    with pytest.raises(ConfigError, match=rf"^net\.g\.native=\d+ makes .*{fix}"):
-        train(make_cfg(tmp_path, *base, *overrides))
+@pytest.mark.parametrize("overrides, native", [([], 28), (["data.size=28"], None), (["net.g.native=false"], None),
+                                               (["data=cifar10", "data.size=64"], 32)])
+def test_net_g_native_takes_the_side_of_the_data_modules_files(tmp_path, idx_root, cifar_root, overrides, native):
+    """net.g.native=true gives G the files' side where the data module enlarged them (28 at data.size=32), and
+    nothing where it did not."""
+    from ganlab.data.cifar10 import Cifar10
+    from ganlab.data.idx import IdxImages
+    from ganlab.train import build_module
+
+    cfg = make_cfg(tmp_path, "model=dcgan_fast", f"data.root={idx_root}", *overrides)
+    dm = Cifar10(cifar_root, size=64) if "data=cifar10" in overrides else IdxImages(idx_root, size=cfg.data.size)
+    assert build_module(cfg, dm).generator.native == native
+
+
+def test_net_g_native_is_refused_unless_true_or_false(tmp_path, idx_root):
+    with pytest.raises(ConfigError, match=r"^net\.g\.native must be true or false, got 28: e\.g\. "
+                                          r"net\.g\.native=false$"):
+        train(make_cfg(tmp_path, f"data.root={idx_root}", "net.g.native=28", "iterations=2"))
     assert not (tmp_path / "checkpoints").exists()
 
 

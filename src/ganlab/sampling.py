@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .checkpoint_io import read_checkpoint
 from .config import ConfigError, build
-from .nets import fixed_labels
+from .nets import fixed_labels, side_options
 
 
 def latents(n: int, z_dim: int, seed: int = 0) -> Tensor:
@@ -54,7 +54,8 @@ def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[nn.Module, 
                           f"from noise, so there is nothing to sample or score here; its translations are the run's "
                           f"samples/iter_*.png (A->B) and samples/translations_iter_*.png, val/fid and val/cycle its metrics")
     classes = ckpt.get("generator_classes", 0)  # a conditional G (cGAN, AC-GAN, InfoGAN) is built with them
-    g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]), **({"num_classes": classes} if classes else {}))
+    g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]), **({"num_classes": classes} if classes else {}),
+              **side_options(cfg.net.g, ckpt.get("native_side")))
     state = ckpt["state_dict"]
     prefix = "ema.model." if ema and any(k.startswith("ema.model.") for k in state) else "generator."
     g.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

@@ -29,6 +29,7 @@ from .csv_logger import CSVLog
 from .fast import check_fast
 from .labels import Labels
 from .launch import Launch, refused
+from .nets import side_options
 from .precision import resolve_precision
 from .result import End, TrainResult
 from .run_folder import FolderInUse
@@ -90,14 +91,10 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     if pack > 1 and d_classes:
         raise ConfigError(f"model.pack={pack} packs samples of different classes into one critic input, but this "
                           f"critic reads class labels: set model.pack=1")
-    native, files = cfg.net.g.get("native"), getattr(datamodule, "native", None)
-    if native is not None and native != files:  # G's images must be enlarged as the data's are
-        what = f"enlarges its {files}x{files} images" if files else "does not enlarge its images"
-        raise ConfigError(f"net.g.native={native} makes {native}x{native} images enlarged to data.size, but "
-                          f"data={type(datamodule).__name__} at size {getattr(datamodule, 'size', '?')} {what}: set "
-                          f"net.g.native={files or 'null'}")
+    g_extra = {"num_classes": g_classes} if g_classes else {}
+    g_extra.update(side_options(cfg.net.g, getattr(datamodule, "native", None)))
     shape = datamodule.shape
-    generator = build(cfg.net.g, "net.g", shape=shape, **({"num_classes": g_classes} if g_classes else {}))
+    generator = build(cfg.net.g, "net.g", shape=shape, **g_extra)
     d_shape = (shape[0] * pack, *shape[1:])  # PacGAN: m samples side by side along the first axis
     discriminator = build(cfg.net.d, "net.d", shape=d_shape, **({"num_classes": d_classes} if d_classes else {}))
     regularizers = {name: build(node, f"regularizer.{name}") for name, node in (cfg.get("regularizer") or {}).items()}

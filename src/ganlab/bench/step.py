@@ -36,6 +36,7 @@ from omegaconf import DictConfig
 
 from ..callbacks.stop import Stop
 from ..config import build, check_config
+from ..nets import side_options
 from ..precision import resolve_precision
 from ..train import CONF_DIR, build_module, build_trainer
 from .common import PeakMemory, count_flops, cpu_peak, fmt_mib, gpu_peak, median_spread, sync
@@ -168,7 +169,8 @@ class PlainLoop:
     def __init__(self, cfg: DictConfig, dm, device: torch.device):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         self.dm, self.device = dm, device
-        self.G = build(cfg.net.g, "net.g", shape=dm.shape).to(device)
+        side = side_options(cfg.net.g, getattr(dm, "native", None))  # net.g.native (dcgan_fast) as build_module
+        self.G = build(cfg.net.g, "net.g", shape=dm.shape, **side).to(device)
         self.D = build(cfg.net.d, "net.d", shape=dm.shape).to(device)
         self.loss = build(cfg.loss, "loss")
         regs = dict(cfg.get("regularizer") or {})

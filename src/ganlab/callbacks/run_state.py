@@ -86,6 +86,7 @@ class RunState(L.Callback):
         checkpoint["config"] = self.config
         checkpoint["shape"] = list(trainer.datamodule.shape)
         checkpoint["generator_classes"] = int(getattr(pl_module.generator, "num_classes", 0))  # G's labels: 0 = none
+        checkpoint["native_side"] = getattr(pl_module.generator, "native", None)  # net.g.native's side (nets/dcgan.py)
         for logger in trainer.loggers:
             if isinstance(logger, CSVLog):
                 checkpoint["metrics_csv"] = logger.snapshot()

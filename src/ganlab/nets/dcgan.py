@@ -5,6 +5,10 @@ stride-2 transposed conv to C channels + tanh. s0 = 7 for 28x28 images, 4 otherw
 D: the mirror image with stride-2 convs + LeakyReLU(0.2); no norm on the first layer (as in the paper); the
 norm of the other layers is selectable (`batch` as in the paper; `layer`/`none` for gradient penalties).
 Weights are initialised N(0, 0.02) (BN scale N(1, 0.02)), as in the paper.
+Native side (net.g.native=true; train.py passes the data module's files' side as `native_side`): where the data
+module enlarged its files' images (Fashion-MNIST 28 -> 32), G's last map is brought to the files' side by least
+squares, tanh there, and enlarged as the data module enlarges real images (resize.py), so every sample is an
+enlarged native image.
 Class conditioning (num_classes > 0): G reads [z, one-hot y]; D reads one-hot label planes beside the image
 channels (`concat`) or adds the projection term <embed(y), features> to its logits (`projection`).
 """
@@ -42,17 +46,16 @@ def _init(m: nn.Module) -> None:
 
 class Generator(nn.Module):
     def __init__(self, shape: tuple[int, int, int], z_dim: int = 100, ch: int = 64, norm: str = "batch",
-                 num_classes: int = 0, native: int | None = None):
+                 num_classes: int = 0, native: bool = False, native_side: int | None = None):
         super().__init__()
         c, size, width = shape[0], shape[1], shape[2]
         if size != width:
             raise ValueError(f"DCGAN needs square images, got {size}x{width}")
-        if native is not None and not 0 < native < size:
-            raise ValueError(f"net.g.native={native}: the data's side before enlargement, below data.size={size} "
-                             f"(or null)")
-        self.native = native
-        if native is not None:  # A (size, native): resize's enlargement; A+ (native, size) its least-squares inverse
-            a = resize_matrix(native, size)
+        self.native = native_side if native else None  # train.py passes the data module's files' side (or None)
+        if self.native is not None and not 0 < self.native < size:
+            raise ValueError(f"a native side of {self.native} must lie below the image side {size}")
+        if self.native is not None:  # A (size, native): resize's enlargement; A+ (native, size): least squares back
+            a = resize_matrix(self.native, size)
             self.register_buffer("enlarge", a.float(), persistent=False)
             self.register_buffer("shrink", torch.linalg.pinv(a).float(), persistent=False)
         s0, n = _geometry(size)
