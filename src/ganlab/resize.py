@@ -36,8 +36,9 @@ def resize_matrix(n_in: int, n_out: int) -> Tensor:
 
 
 @lru_cache(maxsize=16)
-def _pinv(n_in: int, n_out: int) -> Tensor:
-    return torch.linalg.pinv(resize_matrix(n_in, n_out))  # (n_in, n_out)
+def unresize_matrix(n_in: int, n_out: int) -> Tensor:
+    """A+ (n_in, n_out) float64, the pseudo-inverse of resize_matrix(n_in, n_out): unresize(x) = A+ x A+^T."""
+    return torch.linalg.pinv(resize_matrix(n_in, n_out))
 
 
 def unresize(x: Tensor, size: int) -> Tensor:
@@ -48,5 +49,5 @@ def unresize(x: Tensor, size: int) -> Tensor:
         raise ValueError(f"unresize takes square images, got {tuple(x.shape[-2:])}")
     if side <= size:
         return resize(x.float(), size)
-    p = _pinv(size, side)  # (size, S) float64, on the CPU (where every backend has float64)
+    p = unresize_matrix(size, side)  # (size, S) float64, on the CPU (where every backend has float64)
     return (p @ x.detach().cpu().double() @ p.T).float().to(x.device)  # (N, C, size, size)

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..resize import resize_matrix
+from ..resize import resize_matrix, unresize_matrix
 from .layers import (Projection, check_conditioning, label_maps, minibatch_layer, norm_layer, one_hot,
                      spectral_normalize)
 
@@ -52,12 +52,11 @@ class Generator(nn.Module):
         if size != width:
             raise ValueError(f"DCGAN needs square images, got {size}x{width}")
         self.native = native_side if native else None  # train.py passes the data module's files' side (or None)
-        if self.native is not None and not 0 < self.native < size:
-            raise ValueError(f"a native side of {self.native} must lie below the image side {size}")
         if self.native is not None:  # A (size, native): resize's enlargement; A+ (native, size): least squares back
-            a = resize_matrix(self.native, size)
-            self.register_buffer("enlarge", a.float(), persistent=False)
-            self.register_buffer("shrink", torch.linalg.pinv(a).float(), persistent=False)
+            if not 0 < self.native < size:
+                raise ValueError(f"a native side of {self.native} must lie below the image side {size}")
+            self.register_buffer("enlarge", resize_matrix(self.native, size).float(), persistent=False)
+            self.register_buffer("shrink", unresize_matrix(self.native, size).float(), persistent=False)
         s0, n = _geometry(size)
         self.z_dim, self.num_classes = z_dim, num_classes
         chans = [ch * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 32x32, ch=64: [256, 128, 64]
