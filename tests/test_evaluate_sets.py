@@ -14,10 +14,11 @@ from ganlab.config import ConfigError
 from ganlab.evaluate import compare_sets, evaluate, main
 from ganlab.metrics import published
 from ganlab.metrics.classifier import ClassifierFeatures
-from ganlab.metrics.features import inception_path
+from ganlab.metrics.features import InceptionFeatures, inception_path
 from ganlab.metrics.fid import embed, fid_kid
 from ganlab.metrics.prdc import prdc
 from ganlab.metrics.image_sets import load_image_set
+from ganlab.sampling import generate, load_generator
 from ganlab.train import train
 
 from .conftest import make_cfg
@@ -145,6 +146,25 @@ def test_lucic2018_on_a_checkpoint(tmp_path, idx_root, monkeypatch):
     assert result["metrics"]["fid"] > 0 and result["iteration"] == 1
     with pytest.raises(ConfigError, match="only data.root and metrics.inception_weights may be set"):
         evaluate(ckpt, ["metrics.n=5"], protocol="lucic2018")
+    # n=N ranks at a smaller N: N samples against the first N real images, on the protocol's network and
+    # preprocessing, labelled as not the protocol's number
+    main([f"ckpt={ckpt}", "protocol=lucic2018", "n=8"])
+    ranked = json.loads((tmp_path / "checkpoints" / "last.ckpt.lucic2018-n8.json").read_text())
+    assert ranked["n"] == 8 and ranked["n_protocol"] == 16 and ranked["protocol"] == "lucic2018"
+    from ganlab.data.idx import read_idx
+
+    net = InceptionFeatures(None, "tf1")
+    real = embed(net, torch.from_numpy(read_idx(idx_root / "t10k-images-idx3-ubyte")[:8].copy())[:, None])
+    g, _ = load_generator(ckpt)
+    fake = embed(net, small.fake(generate(g, 8, 0, device=torch.device("cpu"))))  # (8, 1, 28, 28) uint8
+    expected = {**fid_kid(real, fake), **prdc(real, fake)}
+    assert ranked["metrics"] == pytest.approx({k: float(v) for k, v in expected.items()}, rel=1e-4, abs=1e-6)
+    for bad, error in [("n=5", r"n=5: protocol=lucic2018 ranks at 6 <= n < 16"), ("n=16", "n=16: .*leave n out"),
+                       ("n=two", "n must be a whole number")]:
+        with pytest.raises(SystemExit, match=error):
+            main([f"ckpt={ckpt}", "protocol=lucic2018", bad])
+    with pytest.raises(SystemExit, match="n=8 goes with a published protocol .*metrics.n=8"):
+        main([f"ckpt={ckpt}", "n=8"])
 
 
 def test_lucic2018_refuses_data_it_does_not_define(tmp_path):

@@ -2,7 +2,7 @@
 
 A checkpoint's generator (its EMA copy when the run kept one):
 
-    python evaluate.py ckpt=PATH [protocol=tf1|clean|lucic2018] [metrics.KEY=V ...] [data.KEY=V ...]
+    python evaluate.py ckpt=PATH [protocol=tf1|clean|lucic2018 [n=N]] [metrics.KEY=V ...] [data.KEY=V ...]
                        [out=FILE.json] [seed=0] [ema=true]
 
 computes the run's own metrics (metrics/suite.py: the checkpoint's data and metrics config, overridden by
@@ -13,6 +13,9 @@ samples) fixes the real set, N, size and network instead, for a number to put be
 the numbers and writes them as JSON (default: next to the checkpoint, <ckpt>.metrics.json or
 <ckpt>.<protocol>.json) with the feature network, its protocol, N and the run's iteration. An earlier
 evaluation's file stays: the next one is written beside it, <ckpt>.metrics.1.json, ... (printed).
+`n=N` with a published protocol scores N samples against the first N of its real images, on its network: a
+ranking of candidates at a fifth of the cost (n=2000), not the protocol's number (FID and recall depend on N),
+labelled so in the JSON and the file name (<ckpt>.<protocol>-nN.json).
 
 Two image sets, in the convention pytorch-fid, clean-fid and torch-fidelity share:
 
@@ -58,13 +61,13 @@ from .nets import fixed_labels
 from .sampling import generate, load_generator
 from .train import CONF_DIR
 
-USAGE = ("usage: evaluate.py ckpt=PATH [protocol=tf1|clean|lucic2018] [metrics.KEY=VALUE ...] [data.KEY=VALUE ...] "
-         "[out=FILE.json] [seed=0] [ema=true]\n"
+USAGE = ("usage: evaluate.py ckpt=PATH [protocol=tf1|clean|lucic2018 [n=N]] [metrics.KEY=VALUE ...] "
+         "[data.KEY=VALUE ...] [out=FILE.json] [seed=0] [ema=true]\n"
          "       evaluate.py real=FOLDER|FILE.npy fake=FOLDER|FILE.npy [features=inception|classifier] "
          "[protocol=tf1|clean] [inception_weights=PATH] [classifier=PATH] [kid_subset=1000] [out=FILE.json]\n"
          "       evaluate.py floor=DATA [held_out=t10k] [metrics.KEY=VALUE ...] [data.KEY=VALUE ...] [out=FILE.json]")
 FLOOR_ARGS = {"floor", "held_out", "out"}
-CKPT_ARGS = {"ckpt", "protocol", "out", "seed", "ema"}
+CKPT_ARGS = {"ckpt", "protocol", "n", "out", "seed", "ema"}
 SETS_ARGS = {"real", "fake", "features", "protocol", "inception_weights", "classifier", "kid_subset", "out"}
 
 
@@ -78,11 +81,14 @@ def _suite_options(metrics) -> dict:
 
 
 def evaluate(ckpt: str | Path, overrides: list[str] | None = None, seed: int = 0, ema: bool = True,
-             device: str | torch.device | None = None, protocol: str | None = None) -> dict:
+             device: str | torch.device | None = None, protocol: str | None = None, n: int | None = None) -> dict:
     """The metrics of a checkpoint's generator: the run's own (protocol None, tf1 or clean) or a published
-    protocol's (protocol in metrics/published.py)."""
+    protocol's (protocol in metrics/published.py; `n`: a ranking at a smaller N, evaluate_published)."""
     if protocol in PUBLISHED:
-        return evaluate_published(ckpt, protocol, overrides, seed, ema, device)
+        return evaluate_published(ckpt, protocol, overrides, seed, ema, device, n)
+    if n is not None:
+        raise ConfigError(f"n={n} goes with a published protocol (protocol={next(iter(PUBLISHED))}); a run's own "
+                          f"metrics take metrics.n={n}")
     if protocol is not None:
         if protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS + tuple(PUBLISHED))}, got {protocol!r}")
@@ -147,11 +153,16 @@ def evaluate_floor(data: str, held_out: str = "t10k", overrides: list[str] | Non
 
 
 def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None = None, seed: int = 0,
-                       ema: bool = True, device: str | torch.device | None = None) -> dict:
+                       ema: bool = True, device: str | torch.device | None = None, n: int | None = None) -> dict:
     """FID and KID (and precision / recall / density / coverage, metrics/prdc.py, on the same features) of a
     checkpoint's generator on a published protocol (metrics/published.py). The real
-    features are cached (<cache>/stats), so only the first evaluation embeds the real set."""
+    features are cached (<cache>/stats), so only the first evaluation embeds the real set. `n` < the protocol's
+    N: n samples against the first n real images' features, for ranking candidates; "n_protocol" in the result
+    says it is not the protocol's number."""
     spec, path, device = PUBLISHED[name], Path(ckpt), _device(device)
+    if n is not None and not MIN_POINTS <= n < spec.n:
+        raise ConfigError(f"n={n}: protocol={name} ranks at {MIN_POINTS} <= n < {spec.n} (its own N, the default): "
+                          f"e.g. n=2000, or leave n out for the protocol's number")
     g, stored = load_generator(path, ema=ema)
     unknown = [o for o in overrides or [] if not o.startswith(("data.root=", "metrics.inception_weights="))]
     if unknown:
@@ -169,10 +180,13 @@ def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None 
     print(f"evaluate: {name} on {net.name}: {spec.n} real images (cached after the first time) and {spec.n} "
           f"samples; 2 CPU cores embed each 10,000 in about 10 minutes", file=sys.stderr)
     real_features = RealFeatures(net, progress=_progress("real images")).get(key, lambda: real.to(device))
-    fake = spec.fake(generate(g.to(device), spec.n, seed, device=device))  # (n, C, 28, 28) uint8
+    count = n or spec.n
+    real_features = real_features[:count]  # (count, 2048): the first count of the protocol's real images
+    fake = spec.fake(generate(g.to(device), count, seed, device=device))  # (count, C, 28, 28) uint8
     fake_features = embed(net, fake, progress=_progress("samples"))
     values = {**fid_kid(real_features, fake_features), **prdc(real_features.to(device), fake_features.to(device))}
-    return {"ckpt": str(path), "iteration": stored["iteration"], "n": spec.n, "features": net.name,
+    smaller = {} if n is None else {"n_protocol": spec.n}  # a ranking, not the number to put beside the paper's
+    return {"ckpt": str(path), "iteration": stored["iteration"], "n": count, **smaller, "features": net.name,
             "protocol": name, "paper": spec.paper, "metrics": values}
 
 
@@ -248,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
             protocol = args.get("protocol")
             result = evaluate(args.ckpt, [a for a in argv if a.startswith(("metrics.", "data."))],
                               arg_whole(args, "seed", 0, 0), arg_flag(args, "ema", True),
-                              protocol=None if protocol is None else str(protocol))
+                              protocol=None if protocol is None else str(protocol),
+                              n=arg_whole(args, "n", 2000, 1) if "n" in args else None)
     except ConfigError as e:
         sys.exit(f"ganlab: {e}")
     if sets:
@@ -260,9 +275,12 @@ def main(argv: list[str] | None = None) -> None:
         default = f"outputs/floor/{args.floor}-{result['held_out']}-n{result['n']}.json"
         what = f"{result['n']} real {result['held_out']} images of {args.floor}, features: {result['features']}"
     else:
-        suffix = f".{result['protocol']}.json" if result["protocol"] in PUBLISHED else ".metrics.json"
+        ranking = f"-n{result['n']}" if "n_protocol" in result else ""
+        suffix = f".{result['protocol']}{ranking}.json" if result["protocol"] in PUBLISHED else ".metrics.json"
         default = f"{args.ckpt}{suffix}"
         what = f"{result['n']} samples, features: {result['features']}, iteration {result['iteration']}"
+        if ranking:
+            what += f"; not {result['protocol']}'s number, which takes {result['n_protocol']}"
     out = _write(Path(args.get("out") or default), result)
     for k, v in result["metrics"].items():
         print(f"val/{k}\t{v:.6g}")
