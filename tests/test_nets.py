@@ -77,6 +77,23 @@ def test_net_g_native_is_refused_unless_true_or_false(tmp_path, idx_root):
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_checkpoint_whose_net_g_native_is_not_true_or_false_is_refused(tmp_path, idx_root):
+    """A development build spelled the switch net.g.native=28 and stored no native_side: today's G would read 28 as
+    true without a side and silently build the plain G, so loading such a checkpoint is refused instead."""
+    from ganlab.sampling import load_generator
+
+    train(make_cfg(tmp_path, f"data.root={idx_root}", "model=dcgan_fast", "net.g.ch=8", "net.d.ch=8",
+                   "data.batch_size=16", "iterations=1", "metrics=none"))
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert load_generator(tmp_path / "checkpoints" / "last.ckpt")[0].native == 28
+    state["config"]["net"]["g"]["native"] = 28
+    del state["native_side"]
+    torch.save(state, tmp_path / "old.ckpt")
+    with pytest.raises(ConfigError, match=r"^ckpt: .*old\.ckpt was written with a config this ganlab reads otherwise "
+                                          r"\(net\.g\.native must be true or false, got 28"):
+        load_generator(tmp_path / "old.ckpt")
+
+
 @pytest.mark.parametrize("norm, kind", [("batch", nn.BatchNorm2d), ("layer", nn.GroupNorm), ("none", None)])
 def test_dcgan_critic_norm_choice(norm, kind):
     d = dcgan.Discriminator((1, 32, 32), ch=8, norm=norm)

@@ -177,10 +177,11 @@ def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None 
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"protocol={name}: {e}") from None
     key = f"{name}-{type(datamodule).__name__.lower()}-{source_id(datamodule.root)}-{spec.split}-n{spec.n}"
-    print(f"evaluate: {name} on {net.name}: {spec.n} real images (cached after the first time) and {spec.n} "
-          f"samples; 2 CPU cores embed each 10,000 in about 10 minutes", file=sys.stderr)
-    real_features = RealFeatures(net, progress=_progress("real images")).get(key, lambda: real.to(device))
     count = n or spec.n
+    against = f"{count} samples" if n is None else f"{count} samples against the first {count} (a ranking)"
+    print(f"evaluate: {name} on {net.name}: {spec.n} real images (cached after the first time) and {against}; 2 "
+          f"CPU cores embed each 10,000 in about 10 minutes", file=sys.stderr)
+    real_features = RealFeatures(net, progress=_progress("real images")).get(key, lambda: real.to(device))
     real_features = real_features[:count]  # (count, 2048): the first count of the protocol's real images
     fake = spec.fake(generate(g.to(device), count, seed, device=device))  # (count, C, 28, 28) uint8
     fake_features = embed(net, fake, progress=_progress("samples"))

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from .checkpoint_io import read_checkpoint
-from .config import ConfigError, build
+from .config import ConfigError, build, check_types
 from .nets import fixed_labels, side_options
 
 
@@ -53,6 +53,11 @@ def load_generator(ckpt_path: str | Path, ema: bool = True) -> tuple[nn.Module, 
         raise ConfigError(f"ckpt: {ckpt_path} holds an image translator (model=cyclegan: G_ab, G_ba) that draws nothing "
                           f"from noise, so there is nothing to sample or score here; its translations are the run's "
                           f"samples/iter_*.png (A->B) and samples/translations_iter_*.png, val/fid and val/cycle its metrics")
+    try:  # a value today's G reads otherwise (a development build's net.g.native=28) must not build another G
+        check_types(OmegaConf.create({"net": {"g": cfg.net.g}}))
+    except ConfigError as e:
+        raise ConfigError(f"ckpt: {ckpt_path} was written with a config this ganlab reads otherwise ({e}); "
+                          f"sample and score it with the ganlab that trained it") from None
     classes = ckpt.get("generator_classes", 0)  # a conditional G (cGAN, AC-GAN, InfoGAN) is built with them
     g = build(cfg.net.g, "net.g", shape=tuple(ckpt["shape"]), **({"num_classes": classes} if classes else {}),
               **side_options(cfg.net.g, ckpt.get("native_side")))
