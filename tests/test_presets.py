@@ -311,12 +311,9 @@ def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_pa
 
 
 def test_fmnist_best_is_make_trains_recipe_for_an_hour(tmp_path):
-    """experiment=fmnist_best changes only the length of fmnist_fast's run (and its metric cadence, time bound),
-    and keeps the two settings its page measured before make train's recipe changed them (G's side, Adam's betas)."""
+    """experiment=fmnist_best changes only the length of fmnist_fast's run (and its metric cadence, time bound)."""
     fast = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast"))
     best = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_best"))
-    assert (best["net"]["g"].pop("native"), fast["net"]["g"].pop("native")) == (False, True)
-    assert best["optim"]["g"].pop("betas") == [0.5, 0.999] and fast["optim"]["g"].pop("betas") == [0.0, 0.99]
     for key in ("model", "optim", "loss", "regularizer", "net", "data", "augment"):
         assert best.get(key) == fast.get(key), key
     assert best["iterations"] == 50000 and best["metrics"]["every"] == 5000
