@@ -178,10 +178,9 @@ def test_a_second_ctrl_c_still_writes_a_status(tmp_path):
     """The first Ctrl-C asks for a checkpoint at the iteration end, then the final samples; the second, sent
     while those are drawn, stops at once (Lightning exits): the status says so."""
     out = tmp_path / "run"
-    # 200,000 points in the final scatter plot: seconds of drawing, so the second Ctrl-C lands while they are drawn
-    # as from a terminal: a command a script started in the background (`make test &`) inherits SIGINT ignored, and
-    # Python then leaves it so; the first Ctrl-C still stops at the iteration end (ganlab's handler), the second is
-    # ignored as the process was told to, and this test failed whenever make test ran in the background
+    # 200,000 points in the final scatter plot: seconds of drawing, so the second Ctrl-C lands while they are drawn.
+    # SIGINT at its default, as from a terminal: a command a script started in the background (`make test &`)
+    # inherits SIGINT ignored, Python leaves it so, and the second Ctrl-C would be ignored as the process was told
     proc = launch(out, *LONG, "callbacks.samples.every=100", "callbacks.samples.n=200000",
                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_until(lambda: status(out)["status"] == "running" if (out / "status.json").is_file() else False, proc, out)
