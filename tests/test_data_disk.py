@@ -19,7 +19,7 @@ from ganlab.data.idx import IdxImages, read_idx
 from ganlab.data.stream import BatchIndices
 from ganlab.train import train
 
-from .conftest import PARTS, make_cfg, read_metrics, write_celeba, write_idx
+from .conftest import make_cfg, read_metrics, write_celeba, write_idx
 
 
 def test_celeba_splits_crop_and_range(celeba_root):

@@ -93,8 +93,8 @@ def _metrics_tables(groups: list[Group], floors: list[Floor] | tuple = ()) -> li
     best = ", ".join(f"{m} {'highest' if higher_is_better(m) else 'lowest'}" for m in logged)
     where = (f" The other logged metrics ({', '.join(others)}) are in the third table." if others else "")
     lines = ["### Final metrics", "",
-             f"Mean ± standard deviation (ddof=1) over the seeds of each group of the metric at the run's last "
-             f"evaluation; n = completed runs (a run the time limit stopped counts, at its last evaluation); ↑ / ↓: higher / lower is better." +
+             "Mean ± standard deviation (ddof=1) over the seeds of each group of the metric at the run's last "
+             "evaluation; n = completed runs (a run the time limit stopped counts, at its last evaluation); ↑ / ↓: higher / lower is better." +
              (" *minutes*: each run's training time (`time/seconds` at its last row: wall-clock over its launches, "
               "evaluations included, on the machine that ran it)." if timed else "") + where, "",
              *_table(fixed + [f"{m} {_arrow(m)}" for m in metrics],
