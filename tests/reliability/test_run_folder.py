@@ -396,3 +396,52 @@ def test_ctrl_c_in_a_terminal_stops_a_run_whose_images_stream_from_disk(tmp_path
     assert proc.wait(timeout=120) == 128 + signal.SIGINT, (tmp_path / "log.txt").read_text()[-3000:]
     assert status(out)["status"] == "interrupted", status(out)
     assert (out / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_sigterm_to_every_process_stops_a_run_whose_images_stream_from_disk(tmp_path):
+    """SLURM's preemption and scancel send SIGTERM to every process of the job step, the DataLoader's workers too:
+    they outlive it long enough for the training process to stop at the iteration end with its checkpoint and end
+    them (a worker that died of it failed the run: "DataLoader worker ... is killed by signal: Terminated")."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, x in enumerate(np.random.default_rng(0).integers(0, 256, (400, 28, 28), dtype=np.uint8)):
+        Image.fromarray(x).save(images / f"{i:03d}.png")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "data=folder", f"data.path={images}",
+                             "data.size=28", "data.num_workers=4", "data.batch_size=64", "net.g.ch=8", "net.d.ch=8",
+                             "iterations=1000000", "metrics=none", "trainer.enable_progress_bar=false",
+                             f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log.txt", "w"))
+    wait_until(lambda: (out / "csv" / "metrics.csv").is_file() and len(read_metrics(out)) >= 2, proc, out)
+    os.killpg(proc.pid, signal.SIGTERM)  # as SLURM sends it to the job step
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "log.txt").read_text()[-3000:]
+    assert status(out)["status"] == "interrupted", status(out)
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes of the run's group still alive: {left}"
+
+
+def _worker_that_sleeps(grace: float, ready) -> None:
+    from ganlab.data import stream
+    stream.TERM_GRACE = grace
+    stream.leave_stops_to_the_trainer(0)
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_worker_outlives_sigterm_for_its_grace_and_no_longer():
+    """Deferred, not ignored: multiprocessing joins daemon workers at exit after SIGTERM, so one that ignored it for
+    good would hang its parent there."""
+    import multiprocessing as mp
+    fork = mp.get_context("fork")
+    ready = fork.Event()
+    worker = fork.Process(target=_worker_that_sleeps, args=(1.5, ready), daemon=True)
+    worker.start()
+    assert ready.wait(timeout=30)  # its handlers are set
+    os.kill(worker.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    assert worker.is_alive()  # within the grace
+    worker.join(timeout=10)
+    assert worker.exitcode == 128 + signal.SIGTERM  # after it, as if killed by the signal

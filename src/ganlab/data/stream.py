@@ -19,7 +19,9 @@ JPEG or PNG on one core (1,000 files: 0.25 s; CelebA's 162,770: ~40 s, spread ov
 """
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -98,13 +100,30 @@ class BatchIndices:
             k += 1
 
 
+TERM_GRACE = 60.0  # seconds a worker outlives a SIGTERM: the training process's stop and checkpoint, with room
+
+
 def leave_stops_to_the_trainer(worker_id: int) -> None:
     """In each DataLoader worker: Ctrl-C reaches every process of the terminal's process group, and SLURM's
-    --signal every process of the job step, but only the training process may act on them (callbacks/stop.py: it
-    stops at the iteration end and then ends its workers). A worker that died of one failed the run instead. SIGTERM
-    keeps its default: multiprocessing ends workers left at exit with it."""
+    --signal, preemption and scancel every process of the job step, but only the training process may act on them
+    (callbacks/stop.py: it stops at the iteration end, checkpoints, and then ends its workers). A worker that died of
+    one failed the run instead (torch's SIGCHLD handler raises in the training process, even mid-checkpoint).
+    SIGINT, SIGUSR1 and SIGUSR2 are ignored. SIGTERM is deferred, not ignored: multiprocessing also ends workers
+    with it (a worker that does not leave when told, and every daemon left at exit, which it then joins), so a
+    worker still alive TERM_GRACE seconds after one exits as if killed by it; one whose parent is gone exits now."""
     for signum in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def deferred(signum: int, frame) -> None:
+        if os.getppid() != parent:
+            os._exit(128 + signum)
+        timer = threading.Timer(TERM_GRACE, os._exit, (128 + signum,))
+        timer.daemon = True
+        timer.start()
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the worker at once
+
+    signal.signal(signal.SIGTERM, deferred)
 
 
 class _Stream:
