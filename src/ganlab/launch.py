@@ -4,7 +4,8 @@
 `train()`) and turns how it ended -- a TrainResult (result.py), or the exception that left it -- into
 - `<run_dir>/status.json` and, for an error, `<run_dir>/error.txt` (run_folder.py); rank zero only, which holds the
   folder (`folder`); another DDP rank records nothing and ends as rank zero does;
-- one `ganlab: ...` line on stderr (an unexpected error in a single run: its traceback instead);
+- one `ganlab: ...` line on stderr (an unexpected error in a single run: its traceback instead; a completed
+  single run: its iterations, final val/* metrics and folder);
 - what the process does next: a completed run returns the sweeper's value (`optimized_metric`, sweep.py); the
   time limit returns FAILED_OBJECTIVE (exit status 0: the same command continues it); a failed single run exits
   with status 1; a failed job of a multirun returns FAILED_OBJECTIVE, so the sweep goes on (sweep.SweepReport sums
@@ -60,7 +61,10 @@ def ending(cfg: DictConfig, ended: TrainResult | BaseException, run_dir: Path,
             return Ending(End.TIME_LIMIT, "stopped", f"stopped by the time limit (trainer.max_time="
                           f"{cfg.trainer.max_time}) {at}; {again} continues it",
                           f"stopped by the time limit {at}; {again} continues it")
-        return Ending(End.COMPLETED, "completed")
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in ended.metrics.items() if k.startswith("val/"))
+        return Ending(End.COMPLETED, "completed", say=f"completed {ended.iteration} iterations"
+                      f"{f' ({scores})' if scores else ''}; the run is {run_dir} (status.json, csv/metrics.csv, "
+                      f"checkpoints/, samples/): `python report.py {run_dir} --out report.md` sums it up")
     e = ended
     if isinstance(e, OSError) and e.errno in WRITE_CAUSES:
         e = cannot_write(e.filename or run_dir, e)
@@ -122,6 +126,8 @@ class Launch:
                 print(f"ganlab: {end.say}", file=sys.stderr)
             return FAILED_OBJECTIVE
         if end.error is None:
+            if end.end is End.COMPLETED and self.folder is not None and not self.multirun:  # a sweep: SweepReport
+                print(f"ganlab: {end.say}", file=sys.stderr)
             return value
         if end.end is End.SIGNAL or (end.say is None and not self.multirun):  # a second Ctrl-C; a bug's traceback
             raise end.error

@@ -22,7 +22,9 @@ SECOND = ("stopped by a second Ctrl-C (SIGINT) mid-iteration; the same command c
 
 
 @pytest.mark.parametrize("ended, expected", [
-    (TrainResult(End.COMPLETED, 10), (End.COMPLETED, "completed", None, None)),
+    (TrainResult(End.COMPLETED, 10), (End.COMPLETED, "completed", None, "completed 10 iterations; the run is {run} "
+                                      "(status.json, csv/metrics.csv, checkpoints/, samples/): `python report.py "
+                                      "{run} --out report.md` sums it up")),
     (TrainResult(End.TIME_LIMIT, 4), (End.TIME_LIMIT, "stopped", "stopped by the time limit (trainer.max_time="
                                       "00:00:00:02) at iteration 4 of 10; the same command continues it",
                                       "stopped by the time limit at iteration 4 of 10; the same command continues it")),
@@ -42,7 +44,7 @@ def test_every_ending_has_its_status_line_and_message(tmp_path, ended, expected)
     if isinstance(ended, OSError):  # a full disk: checkpoint_io's line, the fix after the cause
         assert (e.end, e.status) == expected[:2] and e.line.startswith(expected[2]) and e.say == e.line
     else:
-        assert (e.end, e.status, e.line, e.say) == expected
+        assert (e.end, e.status, e.line, e.say) == (*expected[:3], expected[3] and expected[3].format(run=tmp_path))
     assert e.signum == (ended.signum if isinstance(ended, TrainResult) else None)
     assert (e.error is None) == isinstance(ended, TrainResult)
 
@@ -69,6 +71,16 @@ def test_a_completed_run_records_its_metrics_and_returns_its_objective(tmp_path)
     assert status(tmp_path)["status"] == "completed" and status(tmp_path)["error"] is None
     assert status(tmp_path)["metrics"] == {"train/d_loss": 0.5, "val/w1": 0.25}
     assert not (tmp_path / "error.txt").exists()
+
+
+def test_a_completed_run_says_its_scores_and_folder_alone_not_in_a_sweep(tmp_path, capsys):
+    metrics = {"train/d_loss": 0.5, "val/fid": 11.654096, "val/recall": 0.7409}
+    launched(tmp_path, lambda: TrainResult(End.COMPLETED, 10, metrics))
+    assert capsys.readouterr().err == (f"ganlab: completed 10 iterations (val/fid 11.65, val/recall 0.7409); the run "
+                                       f"is {tmp_path} (status.json, csv/metrics.csv, checkpoints/, samples/): "
+                                       f"`python report.py {tmp_path} --out report.md` sums it up\n")
+    launched(tmp_path, lambda: TrainResult(End.COMPLETED, 10, metrics), multirun=True)
+    assert capsys.readouterr().err == ""  # the sweep's own report sums its jobs up
 
 
 def test_a_completed_run_without_its_objective_is_a_config_error_with_its_metrics(tmp_path):
