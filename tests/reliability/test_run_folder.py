@@ -372,10 +372,12 @@ def test_a_stopped_run_says_the_command_that_continues_it_in_its_dated_folder(tm
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_a_terminal_stops_a_run_whose_images_stream_from_disk(tmp_path):
-    """A terminal's Ctrl-C reaches the whole process group, the DataLoader's workers too: they leave it to the
-    training process, which stops at the iteration end with its checkpoint (a worker that died of it failed the
-    run: "DataLoader worker exited unexpectedly")."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_a_signal_to_every_process_stops_a_run_whose_images_stream_from_disk(tmp_path, signum):
+    """A terminal's Ctrl-C reaches the whole process group, and SLURM's preemption and scancel send SIGTERM to every
+    process of the job step: the DataLoader's workers too. They leave it to the training process, which stops at the
+    iteration end with its checkpoint and ends them (a worker that died of it failed the run, even mid-checkpoint:
+    "DataLoader worker ... exited unexpectedly" / "is killed by signal: Terminated")."""
     images = tmp_path / "images"
     images.mkdir()
     for i, x in enumerate(np.random.default_rng(0).integers(0, 256, (400, 28, 28), dtype=np.uint8)):
@@ -383,7 +385,7 @@ def test_ctrl_c_in_a_terminal_stops_a_run_whose_images_stream_from_disk(tmp_path
     from ganlab.data.folder import ImageFolder
     from ganlab.data.stream import leave_stops_to_the_trainer
 
-    # the workers are built to ignore them (whether a worker dies of one without it depends on where it was)
+    # the workers are built to leave them (whether a worker dies of one without it depends on where it was)
     assert ImageFolder(str(images), size=28, channels=1).loader().worker_init_fn is leave_stops_to_the_trainer
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "data=folder", f"data.path={images}",
@@ -392,35 +394,13 @@ def test_ctrl_c_in_a_terminal_stops_a_run_whose_images_stream_from_disk(tmp_path
                              f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log.txt", "w"))
     wait_until(lambda: (out / "csv" / "metrics.csv").is_file() and len(read_metrics(out)) >= 2, proc, out)
-    os.killpg(proc.pid, signal.SIGINT)  # as the terminal sends it
-    assert proc.wait(timeout=120) == 128 + signal.SIGINT, (tmp_path / "log.txt").read_text()[-3000:]
-    assert status(out)["status"] == "interrupted", status(out)
-    assert (out / "checkpoints" / "last.ckpt").is_file()
-
-
-@pytest.mark.slow
-def test_sigterm_to_every_process_stops_a_run_whose_images_stream_from_disk(tmp_path):
-    """SLURM's preemption and scancel send SIGTERM to every process of the job step, the DataLoader's workers too:
-    they outlive it long enough for the training process to stop at the iteration end with its checkpoint and end
-    them (a worker that died of it failed the run: "DataLoader worker ... is killed by signal: Terminated")."""
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, x in enumerate(np.random.default_rng(0).integers(0, 256, (400, 28, 28), dtype=np.uint8)):
-        Image.fromarray(x).save(images / f"{i:03d}.png")
-    out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "data=folder", f"data.path={images}",
-                             "data.size=28", "data.num_workers=4", "data.batch_size=64", "net.g.ch=8", "net.d.ch=8",
-                             "iterations=1000000", "metrics=none", "trainer.enable_progress_bar=false",
-                             f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log.txt", "w"))
-    wait_until(lambda: (out / "csv" / "metrics.csv").is_file() and len(read_metrics(out)) >= 2, proc, out)
-    os.killpg(proc.pid, signal.SIGTERM)  # as SLURM sends it to the job step
-    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "log.txt").read_text()[-3000:]
+    os.killpg(proc.pid, signum)  # as the terminal or SLURM sends it
+    assert proc.wait(timeout=120) == 128 + signum, (tmp_path / "log.txt").read_text()[-3000:]
     assert status(out)["status"] == "interrupted", status(out)
     assert (out / "checkpoints" / "last.ckpt").is_file()
     time.sleep(1)
     left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert not left, f"processes of the run's group still alive: {left}"
+    assert not left, f"processes of the run's group still alive: {left}"  # the workers ended too
 
 
 def _worker_that_sleeps(grace: float, ready) -> None:
