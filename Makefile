@@ -39,10 +39,10 @@ train: setup classifier  ## train the default experiment, fmnist_fast (DCGAN + E
 	$(PY) train.py experiment=fmnist_fast $(ARGS)
 
 test: setup classifier  ## run the test suite (includes short real trainings that check learned behaviour), a worker per core
-	$(PY) -m pytest -q -n auto --dist loadfile --durations=25 $(ARGS)
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=25 $(ARGS)
 
 test-fast: setup  ## the edit-test loop: unit, closed-form and single-step tests (no subprocess, no training run)
-	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow" $(ARGS)
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not slow" $(ARGS)
 
 docs-check: $(STAMP)  ## README.md <= 300 lines, no date in a comment under src/ganlab or conf, experiments pages exist (in make test too)
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_docs.py

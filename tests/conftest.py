@@ -29,13 +29,17 @@ if XDIST:  # one thread each, no oversubscription
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with more slow tests (trainings, subprocess runs) first: make test's workers (--dist loadfile) take
-    files in this order, so the long ones start early and the quick ones fill in at the end, instead of one worker
-    running a long file alone at the end while the other idles. A stable sort: a file's tests keep their order."""
+    """Files with more slow tests (trainings, subprocess runs) first, then files with more tests: make test's
+    workers (--dist loadfile --no-loadscope-reorder) take whole files in this order, so the long ones start early
+    and the quick ones fill in at the end, instead of one worker running a long file alone at the end while the
+    other idles. xdist's own order (most tests first) put test_learning_images.py (2 tests, ~4 minutes on an
+    AVX2-only CPU) last, and one worker idled that long. A stable sort: a file's tests keep their order."""
     slow: dict[Path, int] = {}
+    tests: dict[Path, int] = {}
     for item in items:
         slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.path])
+        tests[item.path] = tests.get(item.path, 0) + 1
+    items.sort(key=lambda item: (-slow[item.path], -tests[item.path]))
 
 
 def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess:
