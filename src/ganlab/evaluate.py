@@ -181,7 +181,7 @@ def evaluate_published(ckpt: str | Path, name: str, overrides: list[str] | None 
     count = n or spec.n
     against = f"{count} samples" if n is None else f"{count} samples against the first {count} (a ranking)"
     print(f"evaluate: {name} on {net.name}: {spec.n} real images (cached after the first time) and {against}; 2 "
-          f"CPU cores embed each 10,000 in 10 (a Xeon with AMX) to 20 minutes (an AVX2-only EPYC)", file=sys.stderr)
+          f"CPU cores embed each 10,000 in 10 (a Xeon with AMX) to 23 minutes (an AVX2-only EPYC)", file=sys.stderr)
     real_features = RealFeatures(net, progress=_progress("real images")).get(key, lambda: real.to(device))
     real_features = real_features[:count]  # (count, 2048): the first count of the protocol's real images
     fake = spec.fake(generate(g.to(device), count, seed, device=device))  # (count, C, 28, 28) uint8
