@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     and the quick ones fill in at the end, instead of one worker running a long file alone at the end while the
     other idles. xdist's own order (most tests first) put test_learning_images.py (2 tests, ~4 minutes on an
     AVX2-only CPU) last, and one worker idled that long. A stable sort: a file's tests keep their order."""
-    slow: dict[Path, int] = {}
-    tests: dict[Path, int] = {}
-    for item in items:
-        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
-        tests[item.path] = tests.get(item.path, 0) + 1
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))  # 0 for a file without
+    tests = Counter(item.path for item in items)
     items.sort(key=lambda item: (-slow[item.path], -tests[item.path]))
 
 
