@@ -47,6 +47,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from .callbacks.progress import clock
 from .checkpoint_io import write_atomically
 from .config import ConfigError, arg_flag, arg_whole, build
 from .data.base import source_id
@@ -201,8 +202,8 @@ def _progress(what: str):
     def show(done: int, n: int) -> None:
         if done // 1000 > shown[0] // 1000 or done == n:  # whatever embed's batch size
             rate = done / max(time.monotonic() - start, 1e-6)  # images/s since embedding began
-            left = f", ~{(n - done) / rate / 60:.0f} min left" if done < n else ""
-            print(f"evaluate: {what}: {done}/{n} embedded ({rate:.1f} images/s{left})", file=sys.stderr, flush=True)
+            eta = f" | ETA {clock((n - done) / rate)}" if done < n else ""  # the training progress line's format
+            print(f"evaluate: {what}: {done}/{n} embedded | {rate:.1f} images/s{eta}", file=sys.stderr, flush=True)
             shown[0] = done
     return show
 
