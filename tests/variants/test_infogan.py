@@ -58,9 +58,10 @@ def test_traversal_grids_hold_a_row_per_category_and_a_column_per_value(tmp_path
 
 @pytest.mark.slow
 def test_q_recovers_the_categorical_code_far_above_chance(tmp_path):
-    """Real Fashion-MNIST, 300 iterations: Q names the category G was given for most fresh samples (chance 10%),
-    and the logged mutual-information bound rises towards log 10."""
-    cfg = make_cfg(tmp_path, "model=infogan", "iterations=300", "net.g.ch=32", "net.d.ch=32",
+    """Real Fashion-MNIST, 300 iterations of narrow nets (ch 16): Q names the category G was given for most fresh
+    samples (chance 10%), and the logged mutual-information bound rises towards log 10. Measured (one thread,
+    2026-12-07), seeds 0 / 1 / 2: bound 0.04 -> 2.87, 0.09 -> 2.88, 0.09 -> 3.02; Q accuracy 1.000, 0.999, 0.996."""
+    cfg = make_cfg(tmp_path, "model=infogan", "iterations=300", "net.g.ch=16", "net.d.ch=16",
                    "trainer.log_every_n_steps=50")
     train(cfg)
     bounds = [r["train/mi_bound"] for r in read_metrics(tmp_path) if "train/mi_bound" in r]
@@ -74,4 +75,5 @@ def test_q_recovers_the_categorical_code_far_above_chance(tmp_path):
         latent = module.latent(1000, None)
         q = module.discriminator(module.generator(*latent))["q"]
     accuracy = (q[:, :10].argmax(1) == latent.c).float().mean().item()
+    print(f"mi_bound {bounds[0]:.3f} -> {bounds[-1]:.3f}, Q accuracy {accuracy:.3f}")
     assert accuracy >= 0.8, accuracy
