@@ -76,12 +76,12 @@ def test_every_name_a_suite_logs_is_registered(tmp_path, idx_root, fixture_class
 
     dm = IdxImages(root=str(idx_root), size=32, batch_size=16)
     dm.setup()
-    images = Suite(dm, n=64, features="classifier", kid_subset=32,
+    images = Suite(dm, n=20, features="classifier", kid_subset=10,  # few: IS runs Inception on each
                    is_weights=str(inception_score_weights(tmp_path / "inception.pth", monkeypatch)))
     assert images.data == {Data.IMAGES, Data.LABELLED}
-    values = images(dm.x[:64], torch.arange(64) % 10)
+    values = images(dm.x[:20], torch.arange(20) % 10)
     assert set(values) == {m for m in HIGHER if m not in seen}
-    assert set(images(dm.x[:64])) == set(values) - {"class_acc"}  # no classes asked for: no accuracy
+    assert set(images(dm.x[:20])) == set(values) - {"class_acc"}  # no classes asked for: no accuracy
     assert list(values) == [m.removeprefix("val/") for m in image_metrics()]  # computed in the registry's order
     assert seen | set(values) == set(HIGHER)
     for name in seen | set(values):  # logged as val/<name>: registered, in the direction checked by hand
