@@ -250,16 +250,18 @@ def test_cyclegan_resumes_exactly(tmp_path, idx_root):
 
 @pytest.mark.slow
 def test_cyclegan_turns_sneakers_into_ankle_boots(tmp_path, fashion_classifier):
-    """200 iterations of small nets on real Fashion-MNIST sneakers (A) and ankle boots (B): the held-out cycle
-    error falls far below its start, and the domain classifier reads translated test sneakers as ankle boots."""
+    """150 iterations of small nets on real Fashion-MNIST sneakers (A) and ankle boots (B): the held-out cycle
+    error falls far below its start, and the domain classifier reads translated test sneakers as ankle boots.
+    Measured (one thread, 2026-12-07), seeds 0 / 1 / 2: cycle error at 150 over its start 0.22 / 0.19 / 0.19,
+    translated sneakers read as boots 0.92 / 0.98 / 0.97 (at 120 iterations seed 0 fell to 0.66; at 200, 0.93)."""
     from ganlab.images import to_uint8
     from ganlab.metrics.classifier import ClassifierFeatures, classifier_path
 
     train(make_cfg(tmp_path, "model=cyclegan", "data=sneaker2boot", *SMALL_NETS, "data.batch_size=16",
-                   "iterations=200", "callbacks.translations.every=100", "callbacks.translations.cycle_n=500"))
+                   "iterations=150", "callbacks.translations.every=75", "callbacks.translations.cycle_n=500"))
     rows = read_metrics(tmp_path)
     start = next(r["train/cycle"] for r in rows if "train/cycle" in r)  # iteration 1: the nets at init
-    cycle = [r["val/cycle"] for r in rows if "val/cycle" in r]  # held-out t10k images, iterations 100, 200
+    cycle = [r["val/cycle"] for r in rows if "val/cycle" in r]  # held-out t10k images, iterations 75, 150
     assert len(cycle) == 2 and cycle[-1] < 0.3 * start, (start, cycle)  # without the cycle loss: ~0.4x
 
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
