@@ -33,8 +33,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files with more slow tests (trainings, subprocess runs) first, then files with more tests: make test's
     workers (--dist loadfile --no-loadscope-reorder) take whole files in this order, so the long ones start early
     and the quick ones fill in at the end, instead of one worker running a long file alone at the end while the
-    other idles. xdist's own order (most tests first) put test_learning_images.py (2 tests, ~4 minutes on an
-    AVX2-only CPU) last, and one worker idled that long. A stable sort: a file's tests keep their order."""
+    other idles. xdist's own order (most tests first) puts a file of few long tests (test_learning_images.py: 2
+    tests, ~1.5 minutes on an AVX2-only CPU) last, and one worker idles that long. A stable sort: a file's tests
+    keep their order."""
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))  # 0 for a file without
     tests = Counter(item.path for item in items)
     items.sort(key=lambda item: (-slow[item.path], -tests[item.path]))
