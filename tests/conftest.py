@@ -18,6 +18,8 @@ from PIL import Image
 
 from ganlab.train import CONF_DIR
 
+from . import launcher
+
 FASHION_MNIST = OmegaConf.load(Path(CONF_DIR) / "data" / "fashion_mnist.yaml").root  # Debian's dataset-fashion-mnist
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -42,10 +44,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess:
-    """`python train.py ARGS` from the repository root in its own process (one thread, W&B mode `wandb`)."""
+    """`python train.py ARGS` from the repository root in its own process (one thread, W&B mode `wandb`), forked
+    from a warm interpreter (tests/launcher.py)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return launcher.run(ROOT / "train.py", *args, env=env, timeout=300)
 
 
 def pip_install_or_skip(target: Path, *packages: str) -> None:

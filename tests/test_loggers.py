@@ -18,11 +18,12 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from ganlab.callbacks.samples import critic_of
+from ganlab.config import build
 from ganlab.images import save_scatter
 from ganlab.loggers import has_wandb_credentials
-from ganlab.config import build
 from ganlab.train import build_module, train
 
+from . import launcher
 from .conftest import make_cfg, read_metrics
 
 TOY = ["data=grid25", "model=wgan_gp", "iterations=4", "callbacks.samples.every=2", "data.batch_size=64",
@@ -178,24 +179,23 @@ def test_a_continued_run_keeps_one_wandb_run_and_one_tensorboard_history(tmp_pat
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out, crash = tmp_path / "run", Path(__file__).parent / "reliability" / "crash_train.py"
-    cmd = [sys.executable, str(crash), *TOY[:2], "iterations=400", "data.batch_size=32", "net.g.hidden=16",
+    cmd = [crash, *TOY[:2], "iterations=400", "data.batch_size=32", "net.g.hidden=16",
            "net.d.hidden=16", "logger=[wandb,tensorboard]", "trainer.log_every_n_steps=5", "metrics=none",
            "callbacks.checkpoint.every=10", "callbacks.samples.every=100", "trainer.enable_progress_bar=false",
            f"hydra.run.dir={out}"]
     # fresh processes, as a requeued job is: not the W&B service that this pytest process may have started
     env = {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, "OMP_NUM_THREADS": "1"}
-    log = open(tmp_path / "log", "a")
-    killed = subprocess.run(cmd, env={**env, "GANLAB_TEST_KILL_IN_SAVE": "3"}, stdout=log, stderr=log, timeout=300)
-    assert killed.returncode == -9
-    stopped = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+    log = tmp_path / "log"
+    killed = launcher.popen(*cmd, env={**env, "GANLAB_TEST_KILL_IN_SAVE": "3"}, stdout=log)
+    assert killed.wait(timeout=300) == -9
+    stopped = launcher.popen(*cmd, env=env, stdout=log)
     deadline = time.monotonic() + 120
     while int(float((out / "csv" / "metrics.csv").read_text().splitlines()[-1].split(",")[0])) < 60:
         assert stopped.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()[-3000:]
         time.sleep(0.05)
     stopped.send_signal(signal.SIGTERM)
     assert stopped.wait(timeout=120) == 128 + signal.SIGTERM
-    assert subprocess.run(cmd, env=env, stdout=log, stderr=log, timeout=300).returncode == 0, \
-        (tmp_path / "log").read_text()[-3000:]
+    assert launcher.popen(*cmd, env=env, stdout=log).wait(timeout=300) == 0, (tmp_path / "log").read_text()[-3000:]
 
     csv = {int(r["step"]): r["train/d_loss"] for r in read_metrics(out) if "train/d_loss" in r}
     assert sorted(csv) == list(range(5, 401, 5))

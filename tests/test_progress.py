@@ -3,7 +3,6 @@ latest losses; a tqdm bar on a terminal, a line every `every` seconds otherwise;
 import io
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +13,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from ganlab.callbacks.progress import IterationProgress, clock
 from ganlab.train import build_trainer, train
 
+from . import launcher
 from .conftest import make_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +34,10 @@ def test_lines_when_stdout_is_not_a_terminal(tmp_path):
     the iteration of the total, the rate, the ETA (the time elapsed at the end) and the latest logged losses; no
     trace of Lightning's bar (`Epoch 0/-2 ... 883/--`)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    with open(tmp_path / "stdout.txt", "w") as out:
-        done = subprocess.run([sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={tmp_path / 'run'}",
-                               "metrics=none", *TOY, "iterations=12", "trainer.log_every_n_steps=5",
-                               "callbacks.progress.every=0"], cwd=tmp_path, env=env, stdout=out,
-                              stderr=subprocess.PIPE, text=True, timeout=600)
+    done = launcher.run(ROOT / "train.py", f"hydra.run.dir={tmp_path / 'run'}", "metrics=none", *TOY, "iterations=12",
+                        "trainer.log_every_n_steps=5", "callbacks.progress.every=0", cwd=tmp_path, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    text = (tmp_path / "stdout.txt").read_text()
+    text = done.stdout  # written to a file
     found = lines(text)
     assert [int(m[1]) for m in found] == list(range(1, 13)) and {m[2] for m in found} == {"12"}
     assert [int(m[3]) for m in found] == [100 * i // 12 for i in range(1, 13)]

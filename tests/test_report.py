@@ -8,8 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from ganlab.report.collect import collect, group
 from ganlab.report.markdown import pm
 from ganlab.report.stats import rankdata, spearman, summarize, table_metrics
 
+from . import launcher
 from .conftest import ROOT, train_py
 
 TINY = ["iterations=40", "metrics.every=10", "metrics.toy_n=500", "net.g.hidden=32", "net.d.hidden=32",
@@ -385,8 +384,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, sweep, case):
     dirs = {"missing": [str(tmp_path / "nope")], "not_a_run": [str(tmp_path / "plain")],
             "one_bad_of_two": [str(sweep), str(tmp_path / "plain")]}[case]
     out = tmp_path / "out" / "report.md"
-    done = subprocess.run([sys.executable, str(ROOT / "report.py"), *dirs, "--out", str(out)], cwd=tmp_path,
-                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = launcher.run(ROOT / "report.py", *dirs, "--out", str(out), cwd=tmp_path,
+                        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ganlab: report: ") and dirs[-1] in lines[0], done.stderr

@@ -1,6 +1,4 @@
 """Bad input: one clear error naming the key and the fix, raised before any training starts."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +8,7 @@ from ganlab.config import ConfigError, check_config
 from ganlab.train import CONF_DIR, train
 from ganlab.train_classifier import train_classifier
 
+from .. import launcher
 from ..conftest import make_cfg
 from ..test_presets import EXPERIMENTS, PRESETS
 
@@ -184,8 +183,7 @@ def test_missing_data_files_name_the_path_and_the_package(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "train.py", *args, "hydra.run.dir=/tmp/ganlab-cli-test"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return launcher.run("train.py", *args, "hydra.run.dir=/tmp/ganlab-cli-test", timeout=120)
 
 
 @pytest.mark.slow

@@ -2,8 +2,6 @@
 checkpoint and draws its generator; model.on_nonfinite=skip drops bad steps instead."""
 import itertools
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from ganlab.losses import NonSaturating
 from ganlab.module import GANModule
 from ganlab.train import train
 
+from .. import launcher
 from ..conftest import make_cfg, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,9 +115,8 @@ def test_bad_options_fail_before_training(tmp_path, override, message):
 @pytest.mark.slow
 def test_cli_prints_one_line_without_a_traceback(tmp_path):
     # a real blow-up: the critic's first Adam step moves its weights by ~1e30, its next logits overflow
-    r = subprocess.run([sys.executable, "train.py", *TOY, "iterations=20", "optim.d.lr=1e30", "metrics=none",
-                        "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = launcher.run("train.py", *TOY, "iterations=20", "optim.d.lr=1e30", "metrics=none",
+                     "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}", timeout=120)
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.startswith("ganlab:")]

@@ -9,14 +9,13 @@ at: the only rows an uninterrupted run lacks are those val/* rows, at exactly th
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from .. import launcher
 from ..conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,14 +28,13 @@ RUN = ["data=ring8", "model=wgan_gp", "data.batch_size=32", "net.g.hidden=16", "
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 
 
-def launch(out: Path, kill_in_save: int = 0) -> subprocess.Popen:
+def launch(out: Path, kill_in_save: int = 0) -> launcher.Launched:
     """The same command every time (crash_train.py is train.py that may die inside a checkpoint write), with a
     $TMPDIR of its own (OUT.tmpdir): checkpoints are never staged there."""
-    log, tmpdir = open(f"{out}.log", "a"), Path(f"{out}.tmpdir")
+    tmpdir = Path(f"{out}.tmpdir")
     tmpdir.mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, str(CRASH), *RUN, f"hydra.run.dir={out}"], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**ENV, "GANLAB_TEST_KILL_IN_SAVE": str(kill_in_save),
-                                                           "TMPDIR": str(tmpdir)})
+    return launcher.popen(CRASH, *RUN, f"hydra.run.dir={out}", stdout=f"{out}.log",
+                          env={**ENV, "GANLAB_TEST_KILL_IN_SAVE": str(kill_in_save), "TMPDIR": str(tmpdir)})
 
 
 def last_step(out: Path) -> int:
@@ -45,7 +43,7 @@ def last_step(out: Path) -> int:
     return int(float(rows[-1].split(",")[0])) if len(rows) > 1 and rows[-1][:1].isdigit() else 0
 
 
-def wait_for_progress(proc: subprocess.Popen, out: Path, after: int) -> bool:
+def wait_for_progress(proc: launcher.Launched, out: Path, after: int) -> bool:
     """Until the run logged a row past `after`; False if it ended first."""
     deadline = time.monotonic() + 180
     while last_step(out) <= after:
@@ -155,9 +153,8 @@ def test_the_time_limit_stops_with_final_metrics_and_the_same_command_continues(
     grid (status `stopped`, exit status 0), and the same command goes on until the run completes."""
     out, stops = tmp_path / "timed", set()
     for _ in range(40):  # about 3 launches here; a slower machine needs more
-        proc = subprocess.Popen([sys.executable, str(CRASH), *RUN, "trainer.max_time=00:00:00:02",
-                                 f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, stdout=open(f"{out}.log", "a"),
-                                stderr=subprocess.STDOUT)
+        proc = launcher.popen(CRASH, *RUN, "trainer.max_time=00:00:00:02", f"hydra.run.dir={out}", env=ENV,
+                              stdout=f"{out}.log")
         assert proc.wait(timeout=300) == 0, Path(f"{out}.log").read_text()[-3000:]
         status = (out / "status.json").read_text()
         if '"completed"' in status:

@@ -1,8 +1,6 @@
 """Corrupt files and failing side channels never lose a run: a damaged or foreign checkpoint is one clear error
 before training (and never runs code); image files that do not decode are skipped and counted, or stop the
 run by option; sample grids and metrics that fail mid-run cost a warning, not the run."""
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from ganlab.metrics.classifier import Classifier
 from ganlab.sample import main as sample_main
 from ganlab.train import train
 
+from .. import launcher
 from ..conftest import make_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +87,7 @@ def test_a_bad_resume_file_fails_before_training(tmp_path, last_ckpt, kind, mess
 def test_sample_cli_says_one_line(tmp_path, last_ckpt):  # one case: each python start costs seconds
     bad = tmp_path / "bad.ckpt"
     write_bad("code", bad, last_ckpt)
-    r = subprocess.run([sys.executable, "sample.py", f"ckpt={bad}", f"out={tmp_path}/s.npy"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = launcher.run("sample.py", f"ckpt={bad}", f"out={tmp_path}/s.npy", timeout=120)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.startswith(f"ganlab: ckpt: {bad} ") and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "ran").exists()

@@ -3,8 +3,6 @@
 (SIGTERM, SIGUSR2 and the exact continuation after each: test_faults.py.)"""
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,10 +11,10 @@ import pytest
 import torch
 
 from ganlab.callbacks.stop import Stop
+from ganlab.config import build
 from ganlab.train import build_module, build_trainer
 
-from ganlab.config import build
-
+from .. import launcher
 from ..conftest import make_cfg, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,11 +29,10 @@ def start():
     runs compare exactly); runs still going when the test ends are killed."""
     procs = []
 
-    def launch(out: Path, *args: str) -> subprocess.Popen:
+    def launch(out: Path, *args: str) -> launcher.Launched:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-        with open(f"{out}.log", "w") as log:
-            procs.append(subprocess.Popen([sys.executable, "train.py", *RUN, *args, f"hydra.run.dir={out}"],
-                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        Path(f"{out}.log").unlink(missing_ok=True)
+        procs.append(launcher.popen("train.py", *RUN, *args, f"hydra.run.dir={out}", env=env, stdout=f"{out}.log"))
         return procs[-1]
 
     yield launch

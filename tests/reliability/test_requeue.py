@@ -5,13 +5,12 @@ continues the interrupted one."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from .. import launcher
 from ..conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +34,7 @@ def last_step(run: Path) -> int:
     return int(float(lines[-1].split(",")[0])) if len(lines) > 1 and lines[-1][:1].isdigit() else 0
 
 
-def wait(until, proc: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+def wait(until, proc: launcher.Launched, log: Path, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while not until():
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -59,9 +58,8 @@ def job_processes(folder: Path) -> list[int]:
 @pytest.mark.slow
 def test_submitit_time_limit_signal_checkpoints_requeues_and_the_job_continues_its_run(tmp_path):
     log = tmp_path / "sweep.log"
-    sweep = subprocess.Popen([sys.executable, "train.py", "-m", "hydra/launcher=submitit_local",
-                              *RUN, "logger=wandb", f"hydra.sweep.dir={tmp_path}"],
-                             cwd=ROOT, env=env(WANDB_MODE="offline"), stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    sweep = launcher.popen("train.py", "-m", "hydra/launcher=submitit_local", *RUN, "logger=wandb",
+                           f"hydra.sweep.dir={tmp_path}", env=env(WANDB_MODE="offline"), stdout=log)
     run = tmp_path / "0"
     wait(lambda: last_step(run) >= 60 and job_processes(tmp_path), sweep, log)
     first = job_processes(tmp_path)
@@ -81,10 +79,9 @@ def test_submitit_time_limit_signal_checkpoints_requeues_and_the_job_continues_i
 
 @pytest.mark.slow
 def test_a_relaunched_sweep_skips_completed_jobs_and_continues_the_interrupted_one(tmp_path):
-    cmd = [sys.executable, "train.py", "-m", *RUN, "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+    cmd = ["train.py", "-m", *RUN, "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
     log = tmp_path / "first.log"
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env(WANDB_MODE="disabled"), stdout=open(log, "w"),
-                             stderr=subprocess.STDOUT)
+    first = launcher.popen(*cmd, env=env(WANDB_MODE="disabled"), stdout=log)
     wait(lambda: (tmp_path / "0" / "status.json").is_file() and last_step(tmp_path / "1") >= 60, first, log)
     first.send_signal(signal.SIGTERM)  # job 1 stops at an iteration end with its checkpoint; Ctrl-C-like: the sweep ends
     assert first.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
@@ -92,7 +89,7 @@ def test_a_relaunched_sweep_skips_completed_jobs_and_continues_the_interrupted_o
     done = tmp_path / "0" / "checkpoints" / "last.ckpt"
     stamp = done.stat().st_mtime_ns
 
-    again = subprocess.run(cmd, cwd=ROOT, env=env(WANDB_MODE="disabled"), capture_output=True, text=True, timeout=600)
+    again = launcher.run(*cmd, env=env(WANDB_MODE="disabled"), timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"ganlab: {tmp_path / '0'} holds this run, completed (status.json): nothing to train" in again.stderr
     assert f"ganlab: continuing the run in {tmp_path / '1'}" in again.stderr

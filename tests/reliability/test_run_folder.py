@@ -6,8 +6,8 @@ import errno
 import json
 import os
 import resource
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +25,7 @@ from ganlab.config import ConfigError
 from ganlab.run_folder import FolderInUse, claim, in_use, remove_leftovers
 from ganlab.train import train
 
+from .. import launcher
 from ..conftest import make_cfg, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +36,9 @@ LONG = ["data=grid25", "model=gan", "net.g.hidden=16", "net.d.hidden=16", "itera
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 
 
-def launch(out: Path, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+def launch(out: Path, *args: str, **kwargs) -> launcher.Launched:
     """`python train.py ARGS hydra.run.dir=OUT`, its output appended to OUT.log."""
-    return subprocess.Popen([sys.executable, "train.py", *args, f"hydra.run.dir={out}"], cwd=ROOT, env=env or ENV,
-                            stdout=open(f"{out}.log", "a"), stderr=subprocess.STDOUT, **kwargs)
+    return launcher.popen("train.py", *args, f"hydra.run.dir={out}", env=ENV, stdout=f"{out}.log", **kwargs)
 
 
 def log(out: Path) -> str:
@@ -49,7 +49,7 @@ def status(out: Path) -> dict:
     return json.loads((out / "status.json").read_text())
 
 
-def wait_until(ready, proc: subprocess.Popen, out: Path, timeout: float = 120) -> None:
+def wait_until(ready, proc: launcher.Launched, out: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         assert proc.poll() is None, log(out)[-3000:]
@@ -80,8 +80,7 @@ def test_a_second_launch_is_refused_before_writing_and_a_killed_launch_never_blo
         assert running["launch"]["host"] == socket.gethostname() and running["launch"]["from_iteration"] == 0
         record = {p: (out / p).read_bytes() for p in (".hydra/config.yaml", ".hydra/hydra.yaml",
                                                       ".hydra/overrides.yaml", "status.json", ".lock")}
-        second = subprocess.run([sys.executable, "train.py", *LONG, f"hydra.run.dir={out}"], cwd=ROOT, env=ENV,
-                                capture_output=True, text=True, timeout=120)
+        second = launcher.run("train.py", *LONG, f"hydra.run.dir={out}", env=ENV, timeout=120)
         assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
         assert ganlab_lines(second.stderr) == [
             f"ganlab: hydra.run.dir={out} is in use by another launch (pid {first.pid} on host "
@@ -95,8 +94,8 @@ def test_a_second_launch_is_refused_before_writing_and_a_killed_launch_never_blo
     assert status(out)["status"] == "running"  # SIGKILL: nothing could write the ending
     ckpt = out / "checkpoints" / "last.ckpt"
     at = torch.load(ckpt, weights_only=True)["ganlab_steps"]["g_steps"]
-    third = subprocess.run([sys.executable, "train.py", *LONG, "trainer.max_time=00:00:00:01",
-                            f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    third = launcher.run("train.py", *LONG, "trainer.max_time=00:00:00:01", f"hydra.run.dir={out}", env=ENV,
+                         timeout=120)
     assert third.returncode == 0, third.stderr[-3000:]
     assert (f"ganlab: the launch of {running['launch']['started']} (pid {first.pid} on host {socket.gethostname()}) "
             f"was killed while it ran; its last checkpoint: {ckpt} (iteration {at})") in third.stderr
@@ -129,8 +128,7 @@ TOY = ["data=grid25", "model=gan", "net.g.hidden=16", "net.d.hidden=16", "iterat
 @pytest.fixture(scope="module")
 def completed(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("completed") / "run"
-    done = subprocess.run([sys.executable, "train.py", *TOY, f"hydra.run.dir={out}"], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    done = launcher.run("train.py", *TOY, f"hydra.run.dir={out}", env=ENV, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -146,8 +144,7 @@ def test_a_refused_launch_changes_no_file(tmp_path, completed):
         if missing_status:
             (out / "status.json").unlink()
         before = snapshot(out)
-        refused = subprocess.run([sys.executable, "train.py", *TOY, "model=lsgan", f"hydra.run.dir={out}"],
-                                 cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+        refused = launcher.run("train.py", *TOY, "model=lsgan", f"hydra.run.dir={out}", env=ENV, timeout=120)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
         assert ganlab_lines(refused.stderr)[0].startswith(f"ganlab: config error: hydra.run.dir={out} holds a "), \
             refused.stderr
@@ -161,8 +158,7 @@ def test_a_run_whose_checkpoint_is_at_its_end_is_complete_without_its_status(tmp
     recorded = status(completed)
     (out / "status.json").unlink()  # killed between the final checkpoint and its status
     rows, ckpt = (out / "csv" / "metrics.csv").read_bytes(), (out / "checkpoints" / "last.ckpt").read_bytes()
-    again = subprocess.run([sys.executable, "train.py", *TOY, f"hydra.run.dir={out}"], cwd=ROOT, env=ENV,
-                           capture_output=True, text=True, timeout=120)
+    again = launcher.run("train.py", *TOY, f"hydra.run.dir={out}", env=ENV, timeout=120)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"ganlab: {out} holds this run, completed (checkpoints/last.ckpt at iteration 4 of 4): nothing to " \
            f"train" in again.stderr
@@ -182,7 +178,7 @@ def test_a_second_ctrl_c_still_writes_a_status(tmp_path):
     # SIGINT at its default, as from a terminal: a command a script started in the background (`make test &`)
     # inherits SIGINT ignored, Python leaves it so, and the second Ctrl-C would be ignored as the process was told
     proc = launch(out, *LONG, "callbacks.samples.every=100", "callbacks.samples.n=200000",
-                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                  sigint_from_a_terminal=True)
     wait_until(lambda: status(out)["status"] == "running" if (out / "status.json").is_file() else False, proc, out)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
@@ -299,8 +295,8 @@ def test_a_checkpoint_past_the_file_size_limit_names_the_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_a_full_disk_stops_the_run_with_one_line_and_keeps_last_ckpt(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "train.py", *LONG, "trainer.max_time=00:00:00:01", f"hydra.run.dir={out}"]
-    first = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    command = ["train.py", *LONG, "trainer.max_time=00:00:00:01", f"hydra.run.dir={out}"]
+    first = launcher.run(*command, env=ENV, timeout=120)
     assert first.returncode == 0 and status(out)["status"] == "stopped", first.stderr[-3000:]
     ckpt = out / "checkpoints" / "last.ckpt"
     good = ckpt.read_bytes()
@@ -309,8 +305,8 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_last_ckpt(tmp_path):
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    full = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
-                          preexec_fn=small_files)
+    full = subprocess.run([sys.executable, *command], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+                          preexec_fn=small_files)  # a limit set before exec: a real process
     line = (f"ganlab: cannot write {ckpt}: the file is too large for the file system or the process's file-size "
             f"limit (EFBIG): raise the limit (ulimit -f unlimited) or use another hydra.run.dir")
     assert full.returncode == 1 and "Traceback" not in full.stderr and ganlab_lines(full.stderr)[-1] == line, \
@@ -388,11 +384,10 @@ def test_a_signal_to_every_process_stops_a_run_whose_images_stream_from_disk(tmp
     # the workers are built to leave them (whether a worker dies of one without it depends on where it was)
     assert ImageFolder(str(images), size=28, channels=1).loader().worker_init_fn is leave_stops_to_the_trainer
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "data=folder", f"data.path={images}",
-                             "data.size=28", "data.num_workers=4", "data.batch_size=64", "net.g.ch=8", "net.d.ch=8",
-                             "iterations=1000000", "metrics=none", "trainer.enable_progress_bar=false",
-                             f"hydra.run.dir={out}"], cwd=ROOT, env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log.txt", "w"))
+    proc = launcher.popen("train.py", "data=folder", f"data.path={images}", "data.size=28", "data.num_workers=4",
+                          "data.batch_size=64", "net.g.ch=8", "net.d.ch=8", "iterations=1000000", "metrics=none",
+                          "trainer.enable_progress_bar=false", f"hydra.run.dir={out}", env=ENV, start_new_session=True,
+                          stdout=os.devnull, stderr=tmp_path / "log.txt")
     wait_until(lambda: (out / "csv" / "metrics.csv").is_file() and len(read_metrics(out)) >= 2, proc, out)
     os.killpg(proc.pid, signum)  # as the terminal or SLURM sends it
     assert proc.wait(timeout=120) == 128 + signum, (tmp_path / "log.txt").read_text()[-3000:]
