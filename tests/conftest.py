@@ -43,11 +43,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: (-slow[item.path], -tests[item.path]))
 
 
-def train_py(*args: str, wandb: str = "disabled") -> subprocess.CompletedProcess:
-    """`python train.py ARGS` from the repository root in its own process (one thread, W&B mode `wandb`), forked
-    from a warm interpreter (tests/launcher.py)."""
+def train_py(*args: str, wandb: str = "disabled", cwd: Path = ROOT,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` run in `cwd` in its own process (one thread, W&B mode `wandb`), forked from a warm
+    interpreter (tests/launcher.py)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb}
-    return launcher.run(ROOT / "train.py", *args, env=env, timeout=300)
+    return launcher.run(ROOT / "train.py", *args, cwd=cwd, env=env, timeout=timeout)
 
 
 def pip_install_or_skip(target: Path, *packages: str) -> None:

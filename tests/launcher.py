@@ -28,7 +28,6 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STDOUT = subprocess.STDOUT
 # what train.py, evaluate.py, sample.py and report.py import, and what Lightning imports when it fits
 _PRELOAD = ["ganlab.train", "ganlab.evaluate", "ganlab.sample", "ganlab.report", "torch._dynamo"]
 _context = None
@@ -108,10 +107,6 @@ class Launched:
         self._process = process
         self.pid = process.pid
 
-    @property
-    def returncode(self):
-        return self._process.exitcode
-
     def poll(self):
         return self._process.exitcode
 
@@ -125,21 +120,18 @@ class Launched:
         if self._process.exitcode is None:
             os.kill(self.pid, signum)
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
 
 
 def popen(script: str | Path, *args: str, cwd: str | Path = ROOT, env: dict | None = None, stdout: str | Path,
-          stderr: str | Path | int | None = STDOUT, start_new_session: bool = False,
+          stderr: str | Path | None = None, start_new_session: bool = False,
           sigint_from_a_terminal: bool = False) -> Launched:
-    """`python SCRIPT ARGS` started, its stdout appended to the file STDOUT and its stderr to STDERR (or with
+    """`python SCRIPT ARGS` started, its stdout appended to the file STDOUT and its stderr to STDERR (None: with
     stdout). Signal dispositions are the test worker's, as a subprocess inherits them: SIGINT ignored when the
     suite itself was started in the background (`make test &`), unless `sigint_from_a_terminal`, which gives the
     child Python's KeyboardInterrupt handler, as a command typed at a terminal has."""
-    err = None if stderr == STDOUT else str(stderr)
+    err = None if stderr is None else str(stderr)
     process = _server().Process(target=_main, args=(str(script), list(args), str(cwd), dict(env or os.environ),
                                                       str(stdout), err, start_new_session, sigint_from_a_terminal))
     process.start()

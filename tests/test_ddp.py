@@ -3,7 +3,6 @@ weights of 2 ranks with batch B equal those of one process with batch 2B (global
 averaged over ranks: strategy.py, ranks.py), also across a resume, where every rank goes on exactly, even one
 whose random streams went their own way (callbacks/run_state.py); one run folder, no stray Hydra folders."""
 import json
-import os
 import random
 import warnings
 from pathlib import Path
@@ -13,10 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from . import launcher
-from .conftest import read_metrics
+from .conftest import read_metrics, train_py
 
-ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("train/d_loss", "train/g_loss", "train/gp", "train/wasserstein")
 # Weights: a sum over 2 ranks and a sum over one batch of 2B round differently (~1e-7), and Adam with beta1 = 0
 # turns a near-zero gradient into a step of about lr x sign: a few such components move by ~1e-6 after 10 steps.
@@ -25,10 +22,8 @@ WEIGHT_TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 def run(cwd: Path, name: str, *overrides: str) -> Path:
     out = cwd / name
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    done = launcher.run(ROOT / "train.py", f"hydra.run.dir={out}", "metrics=none", "trainer.enable_progress_bar=false",
-                        "trainer.log_every_n_steps=1", "trainer.accelerator=cpu", *overrides, cwd=cwd, env=env,
-                        timeout=600)
+    done = train_py(f"hydra.run.dir={out}", "metrics=none", "trainer.enable_progress_bar=false",
+                    "trainer.log_every_n_steps=1", "trainer.accelerator=cpu", *overrides, cwd=cwd, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 

@@ -1,10 +1,8 @@
 """The progress display (callbacks/progress.py): the generator iteration against `iterations`, rate, ETA and the
 latest losses; a tqdm bar on a terminal, a line every `every` seconds otherwise; Lightning's own bar gone."""
 import io
-import os
 import re
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,10 +11,8 @@ from lightning.pytorch.callbacks import ProgressBar
 from ganlab.callbacks.progress import IterationProgress, clock
 from ganlab.train import build_trainer, train
 
-from . import launcher
-from .conftest import make_cfg
+from .conftest import make_cfg, train_py
 
-ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"iteration (\d+)/(\d+) \((\d+)%\) \| ([\d.]+) it/s \| (ETA (?:\d+:)?\d+:\d\d|(?:\d+:)?\d+:\d\d elapsed)"
                   r"(?: \| (.*))?")
 TOY = ["data=ring8", "net.g.hidden=16", "net.d.hidden=16", "data.batch_size=32", "trainer.accelerator=cpu"]
@@ -33,9 +29,8 @@ def test_lines_when_stdout_is_not_a_terminal(tmp_path):
     """`python train.py ... > log`: a line per `every` seconds (0 here: every iteration) and one at the end, with
     the iteration of the total, the rate, the ETA (the time elapsed at the end) and the latest logged losses; no
     trace of Lightning's bar (`Epoch 0/-2 ... 883/--`)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    done = launcher.run(ROOT / "train.py", f"hydra.run.dir={tmp_path / 'run'}", "metrics=none", *TOY, "iterations=12",
-                        "trainer.log_every_n_steps=5", "callbacks.progress.every=0", cwd=tmp_path, env=env, timeout=600)
+    done = train_py(f"hydra.run.dir={tmp_path / 'run'}", "metrics=none", *TOY, "iterations=12",
+                    "trainer.log_every_n_steps=5", "callbacks.progress.every=0", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     text = done.stdout  # written to a file
     found = lines(text)

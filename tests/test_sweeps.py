@@ -22,8 +22,7 @@ from ganlab.metrics.classifier import Classifier
 from ganlab.sweep import check_objective, objective
 from ganlab.train import CONF_DIR, build_trainer, train
 
-from . import launcher
-from .conftest import ROOT, make_cfg, read_metrics, train_py
+from .conftest import make_cfg, read_metrics, train_py
 from .test_loggers import wandb_records
 
 TINY = ["data=grid25", "iterations=3", "net.g.hidden=32", "net.d.hidden=32", "data.batch_size=64",
@@ -90,9 +89,8 @@ def test_optuna_sweep_returns_the_metric_and_a_failed_trial_is_a_failed_trial(tm
 def test_a_ddp_sweep_on_one_machine_keeps_one_sweep_folder(tmp_path):
     # Lightning starts rank 1 of each job by re-running `train.py -m ...`: it replays the sweep in step, in the same
     # folder (the default one is named by the time, and rank 1 starts later), and reports nothing itself
-    r = launcher.run(ROOT / "train.py", "-m", *TINY, "metrics=none", "data.batch_size=32", "trainer.devices=2",
-                     "trainer.accelerator=cpu", "seed=1,2", cwd=tmp_path,
-                     env={**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}, timeout=300)
+    r = train_py("-m", *TINY, "metrics=none", "data.batch_size=32", "trainer.devices=2", "trainer.accelerator=cpu",
+                 "seed=1,2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     (sweep,) = (tmp_path / "multirun").glob("*/*")
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml", "sweep.json"]
