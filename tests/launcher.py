@@ -1,7 +1,7 @@
 """`python SCRIPT ARGS` for the tests, forked from a warm interpreter instead of started cold.
 
 A cold `python train.py` spends 8-10 s of a 2-core CPU importing Lightning (which imports torchmetrics,
-torchvision and torch._dynamo) before it reads its first override; the suite launches it about seventy times.
+torchvision and torch._dynamo) before it reads its first override, and the suite launches it dozens of times.
 Here one server process per test worker imports ganlab's entry points once (multiprocessing's forkserver,
 single-threaded, no tensor ever computed in it, so forking it is safe), and each launch is a fork of it that
 runs SCRIPT as `__main__` with ARGS as sys.argv, in CWD with exactly ENV, its output in the files given. The
