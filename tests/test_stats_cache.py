@@ -3,8 +3,6 @@ the same (stats_key of every image set), two processes filling it at once both s
 (checkpoint_io.write_atomically), and a damaged file is computed again."""
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from ganlab.data.stacked import Stacked
 from ganlab.data.unpaired import UnpairedFolders
 from ganlab.metrics.classifier import Classifier
 from ganlab.metrics.suite import Suite
+
+from . import launcher
 
 
 @pytest.fixture
@@ -142,12 +142,13 @@ def run_workers(tmp_path: Path, idx_root: Path, classifier: str, cache: Path, na
     barrier = tmp_path / f"barrier-{cache.name}"
     barrier.mkdir()
     env = {**os.environ, "GANLAB_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
     outs = [tmp_path / f"{name}.pt" for name in names]
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(idx_root), classifier, str(barrier), str(len(names)),
-                               str(out)], env=env, stderr=subprocess.PIPE, text=True) for out in outs]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err  # both succeed
+    procs = [launcher.popen(script, str(idx_root), classifier, str(barrier), str(len(names)), str(out), env=env,
+                            stdout=f"{out}.log") for out in outs]  # processes of their own, torch already imported
+    for p, out in zip(procs, outs):
+        assert p.wait(timeout=300) == 0, Path(f"{out}.log").read_text()  # both succeed
     return [torch.load(out, weights_only=True) for out in outs]
 
 

@@ -249,4 +249,5 @@ def _ranks(rank: int, world: int, store: str) -> None:
 
 @pytest.mark.slow
 def test_gradients_and_loss_are_averaged_over_ranks_and_rank_0s_weights_broadcast(tmp_path):
-    mp.spawn(_ranks, args=(2, str(tmp_path / "store")), nprocs=2, join=True)
+    # forked from this worker, which has torch and ganlab imported: spawned ranks import them again (~8 s each)
+    mp.start_processes(_ranks, args=(2, str(tmp_path / "store")), nprocs=2, join=True, start_method="fork")
