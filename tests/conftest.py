@@ -16,14 +16,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from ganlab.train import CONF_DIR
-
 from . import launcher
 
+ROOT = Path(__file__).resolve().parents[1]
+# ganlab.train.CONF_DIR (tests/test_config.py checks), not imported from there: xdist's controller loads this file
+# too, and importing Lightning there cost ~7 s before any worker started
+CONF_DIR = str(ROOT / "conf")
 FASHION_MNIST = OmegaConf.load(Path(CONF_DIR) / "data" / "fashion_mnist.yaml").root  # Debian's dataset-fashion-mnist
 
 os.environ.setdefault("WANDB_MODE", "disabled")
-ROOT = Path(__file__).resolve().parents[1]
 XDIST = bool(os.environ.get("PYTEST_XDIST_WORKER"))  # make test: a worker per core (-n auto --dist loadfile)
 if XDIST:  # one thread each, no oversubscription
     import torch

@@ -8,7 +8,7 @@ from ganlab.config import ConfigError, check_config
 from ganlab.train import CONF_DIR, train
 from ganlab.train_classifier import train_classifier
 
-from .. import launcher
+from .. import conftest, launcher
 from ..conftest import make_cfg
 from ..test_presets import EXPERIMENTS, PRESETS
 
@@ -125,6 +125,10 @@ GOOD = [
     ["metrics=default", "metrics.k=2"], ["model=dcgan_fast", "regularizer=[]", "~regularizer.r1"], ["trainer=fast"], ["trainer.precision=auto"], ["model.on_nonfinite=skip"],
     *[[f"model={p}"] for p in PRESETS], *[[f"experiment={e}"] for e in EXPERIMENTS],
 ]
+
+
+def test_the_suite_composes_the_config_folder_that_train_py_reads():
+    assert conftest.CONF_DIR == CONF_DIR
 
 
 @pytest.mark.parametrize("overrides", GOOD, ids=[" ".join(o) for o in GOOD])
