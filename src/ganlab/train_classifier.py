@@ -25,6 +25,10 @@ def accuracy(net: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int 
     return hits / len(x)
 
 
+# the accuracy on all 60,000 Fashion-MNIST training images costs ~20 s on 2 cores, an eighth of make classifier
+TRAIN_ACC_N = 10_000
+
+
 # conf/classifier.yaml's own settings: (key, lowest value, whether the value must exceed it, the fix)
 RANGES = [("seed", 0, False, "e.g. seed=0"), ("epochs", 1, False, "e.g. epochs=3"),
           ("batch_size", 1, False, "e.g. batch_size=128"), ("lr", 0, True, "the one-cycle schedule's peak, e.g. lr=3e-3")]
@@ -64,9 +68,11 @@ def train_classifier(cfg: DictConfig) -> dict[str, float]:
             opt.step()
             sched.step()
         print(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss.item():.3f}", flush=True)
-    result = {"train_acc": accuracy(net, x, y), "test_acc": accuracy(net, to_uint8(test_set.x), test_set.y)}
+    seen = min(len(x), TRAIN_ACC_N)  # the training images' accuracy, against overfitting: a sample is enough
+    result = {"train_acc": accuracy(net, x[:seen], y[:seen]),
+              "test_acc": accuracy(net, to_uint8(test_set.x), test_set.y)}
     net.save(out)
-    print(f"test accuracy {result['test_acc']:.4f} (train {result['train_acc']:.4f}); saved {out}")
+    print(f"test accuracy {result['test_acc']:.4f} (train {result['train_acc']:.4f}, first {seen} images); saved {out}")
     return result
 
 
