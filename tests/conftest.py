@@ -190,12 +190,11 @@ def fixture_classifier(idx_root, metrics_cache):
 @pytest.fixture(scope="session")
 def fashion_classifier(metrics_cache, tmp_path_factory):
     """`python train_classifier.py data=fashion_mnist` as shipped (real Fashion-MNIST, ~91% test accuracy), in the
-    tests' metrics cache where the metrics find it; returns its accuracies ("test_acc"). `make test` trained it
-    before the tests (metrics_cache copies it in): its test accuracy is measured here. Otherwise it is trained once per test
-    session: under pytest-xdist by the first worker that needs it, into a folder the workers share (behind a file
-    lock), and the others copy it from there (it takes ~2 minutes on one thread)."""
+    tests' metrics cache where the metrics find it; returns its path (classifier_accuracy measures it). `make test`
+    trained it before the tests (metrics_cache copies it in). Otherwise it is trained once per test session: under
+    pytest-xdist by the first worker that needs it, into a folder the workers share (behind a file lock), and the
+    others copy it from there (it takes ~2 minutes on one thread)."""
     import fcntl
-    import json
     import shutil
 
     import torch
@@ -207,37 +206,38 @@ def fashion_classifier(metrics_cache, tmp_path_factory):
         cfg = compose("classifier", overrides=["data=fashion_mnist"])
     mine = classifier_path(cfg.data.root)
     if mine.is_file():
-        return classifier_accuracy(mine, cfg)
+        return mine
     if not XDIST:
-        return train_classifier(cfg)
+        train_classifier(cfg)
+        return mine
     shared = tmp_path_factory.getbasetemp().parent / "fashion_classifier"  # the session's folder, above gw0, gw1
     shared.mkdir(exist_ok=True)
     with open(shared / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / "result.json"
-        if done.is_file():
+        if (shared / mine.name).is_file():
             shutil.copy(shared / mine.name, mine)
-            return json.loads(done.read_text())
+            return mine
         torch.set_num_threads(2)  # the other worker is likely waiting for it
         try:
-            result = train_classifier(cfg)
+            train_classifier(cfg)
         finally:
             torch.set_num_threads(1)
         shutil.copy(mine, shared / mine.name)
-        done.write_text(json.dumps(result))
-        return result
+        return mine
 
 
-def classifier_accuracy(path: Path, cfg: DictConfig) -> dict[str, float]:
-    """The test accuracy of the classifier saved at `path`, as train_classifier reports it."""
+def classifier_accuracy(path: Path) -> float:
+    """The test accuracy of Fashion-MNIST's classifier saved at `path`, as train_classifier reports it."""
     from ganlab.config import build
     from ganlab.images import to_uint8
     from ganlab.metrics.classifier import Classifier
     from ganlab.train_classifier import accuracy
 
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("classifier", overrides=["data=fashion_mnist"])
     test = build(cfg.data, "data", split="t10k")  # IdxImages.TEST_SPLIT
     test.setup()
-    return {"test_acc": accuracy(Classifier.load(path), to_uint8(test.x), test.y)}
+    return accuracy(Classifier.load(path), to_uint8(test.x), test.y)
 
 
 @pytest.fixture
