@@ -54,15 +54,18 @@ def test_a_label_model_refuses_unlabelled_data_before_training(tmp_path, model):
 @pytest.mark.parametrize("model", ["cgan", "acgan"])
 def test_samples_are_classified_as_the_class_they_were_asked_for(tmp_path, fashion_classifier, model):
     """Real Fashion-MNIST, 400 iterations of narrow DCGAN nets (ch 16): the domain classifier (~91% on real test
-    images) puts well over 4x chance (10%) of the samples in the class G was asked for (val/class_acc). Measured
-    (one thread, 2026-12-07), at 200 / 400 iterations: cgan 0.29 / 0.56 (seed 0), 0.23 / 0.53 (seed 1); acgan
-    0.15 / 0.55 (seed 0), 0.22 / 0.57 (seed 1). Nets of ch 32 reach 0.68 (cgan) and 0.57 (acgan) at 400 at ~2.4x the cost."""
+    images) puts over 2.5x chance (10%) of the samples in the class G was asked for (val/class_acc), and more at
+    400 than at 200. A G that ignores its labels scores chance: acgan with model.class_weight=0 gave 0.096 / 0.101
+    and 0.098 / 0.101 (seeds 0, 1) at 200 / 400. Measured at 200 / 400 iterations, one thread: on an AMD EPYC
+    (AVX2) cgan 0.29 / 0.56 and 0.23 / 0.53, acgan 0.15 / 0.55 and 0.22 / 0.57 (seeds 0, 1); on an Intel Xeon
+    (AVX-512, whose float rounding differs) at 400, seeds 0-4: cgan 0.58, 0.51, 0.49, 0.43, 0.49; acgan 0.34,
+    0.54, 0.59, 0.42, 0.53. One seed's value swings that much, so the bound sits well below the lowest."""
     train(make_cfg(tmp_path, f"model={model}", "iterations=400", "net.g.ch=16", "net.d.ch=16", "metrics=default",
                    "metrics.every=200", "metrics.n=1000", "trainer.log_every_n_steps=50"))
     rows = [r for r in read_metrics(tmp_path) if "val/class_acc" in r]
     accuracy = [r["val/class_acc"] for r in rows]
     assert [r["step"] for r in rows] == [200, 400]
-    assert accuracy[-1] >= 0.40, accuracy
+    assert accuracy[-1] >= 0.25 and accuracy[-1] > accuracy[0], accuracy
     assert rows[-1]["val/classes"] == 10  # and every class is made
     scored = evaluate(tmp_path / "checkpoints" / "last.ckpt", ["metrics.n=1000"])  # evaluate.py agrees
     assert scored["metrics"]["class_acc"] == pytest.approx(accuracy[-1], abs=0.05)
