@@ -185,7 +185,8 @@ def sgan_and_alone(tmp_path, seed: int) -> tuple[float, float]:
                    "data.size=28", "net.g.ch=16", "net.d.ch=16", "data.batch_size=50", "model.labelled_batch=50",
                    f"iterations={STEPS}", f"model.eval_every={STEPS}",
                    "model.feature_matching=false", "model.unsup_weight=1.0", "optim.g.lr=1e-3",
-                   f"callbacks.samples.every={STEPS}", f"callbacks.checkpoint.every={STEPS}")
+                   f"callbacks.samples.every={STEPS}", f"callbacks.checkpoint.every={STEPS}",
+                   f"trainer.log_every_n_steps={STEPS // 6}")
     sgan = train(cfg).metrics["val/accuracy"]
 
     L.seed_everything(cfg.seed, verbose=False)  # as train() does: the same initial critic
