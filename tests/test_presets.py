@@ -129,11 +129,14 @@ def test_presets_are_all_here():
 
 @pytest.mark.parametrize("preset, kind", documented_runs())
 def test_preset_trains_resumes_and_samples(tmp_path, idx_root, preset, kind):
-    overrides = documented_overrides(preset, kind, idx_root)
-    result = train(make_cfg(tmp_path / "a", *overrides, "iterations=2"))
+    cfg = make_cfg(tmp_path / "a", *documented_overrides(preset, kind, idx_root), "iterations=2")
+    resumed = cfg.copy()  # the same overrides with out_dir, iterations and ckpt_path set: no second compose
+    resumed.out_dir, resumed.iterations = str(tmp_path / "b"), 3
+    resumed.ckpt_path = str(tmp_path / "a" / "checkpoints" / "last.ckpt")
+    result = train(cfg)
     check_run(tmp_path / "a", 2)
     assert all(math.isfinite(result_metrics(result)[k]) for k in ("train/d_loss", "train/g_loss"))
-    train(make_cfg(tmp_path / "b", *overrides, "iterations=3", f"ckpt_path={tmp_path}/a/checkpoints/last.ckpt"))
+    train(resumed)
     assert [r["step"] for r in read_metrics(tmp_path / "b") if "train/d_loss" in r] == [3]  # went on from 2
     last = tmp_path / "b" / "checkpoints" / "last.ckpt"
     if kind == "sneaker2boot":  # a translator draws nothing from noise: sample.py says so, in one line

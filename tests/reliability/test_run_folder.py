@@ -354,7 +354,7 @@ def test_a_stopped_run_says_the_command_that_continues_it_in_its_dated_folder(tm
     args = ["data=grid25", "model=gan", "net.g.hidden=16", "net.d.hidden=16", "iterations=1000000", "metrics=none",
             "trainer.enable_progress_bar=false", "trainer.max_time={seconds:3}"]
     train_py = [sys.executable, str(ROOT / "train.py")]
-    first = subprocess.run([*train_py, *args], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    first = launcher.run(ROOT / "train.py", *args, cwd=tmp_path, env=ENV, timeout=300)  # the printed command: bash
     assert first.returncode == 0, first.stderr
     (run,) = (p.parent for p in (tmp_path / "outputs").glob("*/*/status.json"))
     again = f"python train.py {' '.join(args[:-1])} 'trainer.max_time={{seconds:3}}' hydra.run.dir={run}"
