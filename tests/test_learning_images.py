@@ -5,7 +5,7 @@ import pytest
 
 from ganlab.train import train
 
-from .conftest import classifier_accuracy, make_cfg, read_metrics
+from .conftest import CHEAP_KID, classifier_accuracy, make_cfg, read_metrics
 
 
 @pytest.mark.slow
@@ -19,7 +19,7 @@ def test_fid_falls_during_a_short_fashion_mnist_training(tmp_path, fashion_class
     Fashion-MNIST, scored by FID on the domain classifier's features. Measured (one thread, 2026-12-07): FID at 300
     over FID at 100 iterations 0.60 / 0.65 / 0.64 for seeds 0 / 1 / 2, 10 classes at the end of each."""
     train(make_cfg(tmp_path, "iterations=300", "net.g.ch=32", "net.d.ch=32", "metrics=default", "metrics.every=100",
-                   "metrics.n=2000", "trainer.log_every_n_steps=50"))
+                   "metrics.n=2000", CHEAP_KID, "trainer.log_every_n_steps=50"))
     rows = [r for r in read_metrics(tmp_path) if "val/fid" in r]
     fids = [r["val/fid"] for r in rows]
     assert [r["step"] for r in rows] == [100, 200, 300]

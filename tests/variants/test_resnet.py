@@ -10,7 +10,7 @@ from ganlab.config import ConfigError
 from ganlab.nets import resnet
 from ganlab.train import train
 
-from ..conftest import make_cfg, read_metrics
+from ..conftest import CHEAP_KID, make_cfg, read_metrics
 
 K = 10  # classes
 
@@ -225,7 +225,7 @@ def test_sngan_fid_falls_during_a_short_fashion_mnist_training(tmp_path, fashion
     2026-12-07), seeds 0 / 1 / 2 at batch 16: FID 926 -> 584, 898 -> 618, 733 -> 531 (ratios 0.63, 0.69, 0.72),
     10 classes at the end; batch 32 gave 0.64 for seed 0 at ~1.5x the time."""
     common = ["model=sngan", "data.size=28", "net.g.ch=16", "net.d.ch=16", "data.batch_size=16", "metrics=default",
-              "metrics.n=2000", "trainer.log_every_n_steps=25"]
+              "metrics.n=2000", CHEAP_KID, "trainer.log_every_n_steps=25"]
     train(make_cfg(tmp_path / "a", *common, "iterations=1"))
     train(make_cfg(tmp_path / "b", *common, "iterations=150", "metrics.every=150",
                    f"ckpt_path={tmp_path}/a/checkpoints/last.ckpt"))
