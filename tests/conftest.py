@@ -202,8 +202,7 @@ def fashion_classifier(metrics_cache, tmp_path_factory):
     from ganlab.metrics.classifier import classifier_path
     from ganlab.train_classifier import train_classifier
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("classifier", overrides=["data=fashion_mnist"])
+    cfg = fashion_classifier_cfg()
     mine = classifier_path(cfg.data.root)
     if mine.is_file():
         return mine
@@ -226,6 +225,12 @@ def fashion_classifier(metrics_cache, tmp_path_factory):
         return mine
 
 
+def fashion_classifier_cfg() -> DictConfig:
+    """The config `python train_classifier.py data=fashion_mnist` composes."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("classifier", overrides=["data=fashion_mnist"])
+
+
 def classifier_accuracy(path: Path) -> float:
     """The test accuracy of Fashion-MNIST's classifier saved at `path`, as train_classifier reports it."""
     from ganlab.config import build
@@ -233,9 +238,7 @@ def classifier_accuracy(path: Path) -> float:
     from ganlab.metrics.classifier import Classifier
     from ganlab.train_classifier import accuracy
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("classifier", overrides=["data=fashion_mnist"])
-    test = build(cfg.data, "data", split="t10k")  # IdxImages.TEST_SPLIT
+    test = build(fashion_classifier_cfg().data, "data", split="t10k")  # IdxImages.TEST_SPLIT
     test.setup()
     return accuracy(Classifier.load(path), to_uint8(test.x), test.y)
 
