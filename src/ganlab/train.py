@@ -186,6 +186,8 @@ def train(cfg: DictConfig) -> TrainResult:
         # Batches are drawn as a function of the step, so resuming mid-"epoch" is exact (data/base.py).
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
         warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # the EMA copy, on purpose
+        # Lightning 2.6's CombinedLoader builds torch's LeafSpec, which torch 2.14 deprecates: nothing a user can change
+        warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*", FutureWarning)
         # weights_only: a checkpoint is tensors and plain values only (callbacks/run_state.py), never code
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     if stop.end is None:  # Lightning ended the fit for a reason of its own: a bug, not a run's ending
