@@ -82,6 +82,21 @@ def test_recipe_plain_loop_matches_ganlab_with_lazy_r1_and_the_ema_generator(tmp
     assert abs(res.flops_per_iter - (none + 2 * (one - none) / 3)) <= 1
 
 
+def test_plain_loop_reuses_fakes_as_ganlab_does(tmp_path):
+    """model.reuse_fakes in the plain loop: ganlab's losses (toy nets, n_critic 2: the second critic step's fakes go
+    to G's step), and one G forward fewer per iteration."""
+    extra = (*TINY, "model.n_critic=2", "model.reuse_fakes=true")
+    cfg = compose_cfg(STEP_CASES["toy"][0], str(tmp_path), 0, None, extra)
+    dm = build(cfg.data, "data", seed=0)
+    cpu = torch.device("cpu")
+    ganlab, (plain, loop) = run_ganlab(cfg.copy(), dm, cpu, 2, 2), run_plain(cfg, dm, cpu, 2, 2)
+    torch.testing.assert_close(torch.tensor(ganlab.losses), torch.tensor(plain.losses), rtol=1e-4, atol=1e-5)
+    fresh = PlainLoop(cfg, dm, cpu)
+    fresh.reuse = False
+    g_forward = count_flops(lambda: loop.G(torch.randn(dm.batch_size, loop.G.z_dim)))
+    assert count_flops(fresh.iteration) - count_flops(loop.iteration) == g_forward
+
+
 def test_gpu_case_without_cuda_is_one_skipped_line(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     main(["wgan_gp64"])

@@ -42,7 +42,9 @@ def assert_same(eager, fast, keys, rel=1e-4, weights=True):
     # WGAN: RMSprop, weight clipping after every critic step; lazy R1 (two kinds of critic step); spectral norm
     (("model=wgan", "regularizer=[clip,r1]", "regularizer.r1.every=3", "net.d.spectral_norm=true"),
      LOSSES + ("train/r1",)),
-], ids=["wgan_gp_schedule_ema", "wgan_clip_lazy_r1_sn"])
+    # G's step scores the critic step's fakes (one G forward per iteration)
+    (("model=nsgan", "model.reuse_fakes=true", "model.ema_decay=0.9"), LOSSES),
+], ids=["wgan_gp_schedule_ema", "wgan_clip_lazy_r1_sn", "reuse_fakes"])
 def test_fast_step_trains_what_the_eager_step_trains(tmp_path, overrides, keys):
     args = (*TOY, "iterations=12", *overrides)
     assert_same(run(tmp_path, "eager", *args), run(tmp_path, "fast", *args, "trainer.fast=true"), keys)
@@ -98,6 +100,19 @@ def test_models_with_host_side_state_name_it():
 
     for cls, what in ((CycleGAN, "image pools"), (SGAN, "labelled batches")):
         assert what in cls.not_capturable
+
+
+def test_reuse_fakes_runs_the_eager_step_on_cuda():
+    """A CUDA graph of G's step would replay a backward through activations that the critic's graph overwrites."""
+    from types import SimpleNamespace
+
+    from ganlab.steps.fakes import Fakes
+
+    module = SimpleNamespace(not_capturable=None, regularizers={}, augment=None, device=torch.device("cuda"),
+                             fakes=Fakes(reuse=True))
+    assert "model.reuse_fakes" in fast_module.why_not_captured(module)
+    module.device = torch.device("cpu")  # no graphs there: the static step runs, in channels-last
+    assert fast_module.why_not_captured(module) is None
 
 
 def test_trainer_fast_preset_trains(tmp_path):

@@ -20,7 +20,8 @@ the module's same two steps (GANModule.critic_step / generator_step) with three 
 
 What cannot be captured runs on the eager executor with one warning naming why (`why_not_captured`): the parts
 that declare `not_capturable` (a step keeping state on the host: CycleGAN's image pools, SGAN's labelled batches,
-ADA's p, LeCam's averages, annealed instance noise) and, on CUDA, optimizers without a capturable mode. The other
+ADA's p, LeCam's averages, annealed instance noise) and, on CUDA, optimizers without a capturable mode and
+model.reuse_fakes (G's graph kept from one step to the next). The other
 variants keep their state in tensors (BEGAN's k_t, InfoGAN's codes drawn on the device). A capture that fails all
 the same warns once and the run goes on eagerly. What cannot run at all is refused before training
 (`check_fast`): DDP (the gradient all-reduce is outside the graphs), fp16 loss scaling (GradScaler reads its
@@ -88,6 +89,8 @@ def why_not_captured(module) -> str | None:
     if module.augment is not None and module.augment.not_capturable:
         return f"{type(module).__name__} cannot be captured: {module.augment.not_capturable}"
     if module.device.type == "cuda":
+        if module.fakes.reuse:  # the generator graph would replay a backward through the critic graph's activations
+            return "model.reuse_fakes carries G's graph from the critic step into the generator step"
         for opt in filter(None, torch_optimizers(module)):
             if "capturable" not in opt.defaults:
                 return f"{type(opt).__name__} has no capturable mode (Adam, AdamW and RMSprop have)"

@@ -33,6 +33,7 @@ from .losses import Loss
 from .ranks import Ranks
 from .regularizers import Adds, Regularizer, critic_penalties
 from .sampling import generate
+from .steps.fakes import Fakes
 from .steps.loss_scale import LossScaleBackoff
 from .steps.nonfinite import Net, NonFiniteSteps
 from .steps.row import Row
@@ -71,7 +72,7 @@ class GANModule(L.LightningModule):
                  regularizers: Mapping[str, Regularizer] | None = None, n_critic: int = 1,
                  iterations: int = 10_000, ema_decay: float | None = None, lr_decay: str = "none",
                  on_nonfinite: str = "stop", max_skips: int = 100, feature_matching: bool = False, pack: int = 1,
-                 augment: Augment | None = None):
+                 reuse_fakes: bool = False, augment: Augment | None = None):
         super().__init__()
         for name, value in (("n_critic", n_critic), ("iterations", iterations), ("pack", pack)):
             if value < 1:
@@ -87,6 +88,7 @@ class GANModule(L.LightningModule):
         self.optim_g, self.optim_d = optim_g, optim_d
         self.n_critic, self.iterations = int(n_critic), int(iterations)
         self.feature_matching, self.pack = bool(feature_matching), int(pack)
+        self.fakes = Fakes(reuse_fakes)  # fresh for each step, or the critic step's for G's (steps/fakes.py)
         self.ema = EMA(generator, ema_decay) if ema_decay else None
         # A generator without trainable parameters (nets.identity) stays fixed: only the critic trains.
         self.trains_g = any(p.requires_grad for p in generator.parameters())
@@ -229,9 +231,7 @@ class GANModule(L.LightningModule):
 
     # ---- the two losses of one iteration ----------------------------------------------------------------
     def critic_loss(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        with torch.no_grad():
-            latent = self.latent(real.shape[0], y)
-            fake = self.generator(*latent)  # (B, *shape)
+        latent, fake = self.fakes.for_critic(self, real.shape[0], y)  # fake (B, *shape), no gradient to G
         yd = self.critic_labels(latent.c)
         real, fake = self.perturb(real), self.perturb(fake)
         real_out, fake_out = self.critic(real, yd), self.critic(fake, yd)
@@ -246,8 +246,7 @@ class GANModule(L.LightningModule):
         return loss, logs
 
     def generator_loss(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        latent = self.latent(real.shape[0], y)
-        fake = self.generator(*latent)  # (B, *shape)
+        latent, fake = self.fakes.for_generator(self, real.shape[0], y)  # fake (B, *shape)
         return self.g_objective(self.critic(self.perturb(fake), self.critic_labels(latent.c)), real, y, latent)
 
     # ---- the two steps, defined once; an executor runs them (steps/eager.py, fast.py) --------------------

@@ -195,6 +195,9 @@ def test_cyclegan_refuses_noise_nets_and_one_domain_data(tmp_path, idx_root):
     with pytest.raises(ConfigError, match=r"regularizer\.lecam penalises one critic's outputs .* two critics"):
         train(make_cfg(tmp_path, "model=cyclegan", "data=sneaker2boot", f"data.root={idx_root}", *SMALL_NETS,
                        "regularizer=[lecam]", "iterations=1"))
+    with pytest.raises(ConfigError, match=r"model\.reuse_fakes=false"):  # its own steps draw no fakes from noise
+        train(make_cfg(tmp_path, "model=cyclegan", "data=sneaker2boot", f"data.root={idx_root}", *SMALL_NETS,
+                       "model.reuse_fakes=true", "iterations=1"))
     assert not (tmp_path / "checkpoints").exists()  # refused before anything was written
 
 

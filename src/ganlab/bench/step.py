@@ -13,7 +13,8 @@ weights start identical), the batches drawn by the same data module's `batch(k)`
 k, already on the device), and the loop written out: zero_grad / backward / step, D's parameters frozen during the
 generator step as ganlab does (so both do the same FLOPs), the gradient penalty written inline. Both runs see the
 same data and random draws in the same order, so their weights after the same iterations agree (the test checks
-the losses). With the recipe's R1 (lazy, every k-th critic step) and EMA generator the plain loop does both too.
+the losses). With the recipe's R1 (lazy, every k-th critic step), EMA generator and model.reuse_fakes (G's step
+scores the last critic step's fakes) the plain loop does them too.
 
 Each repeat runs both sides, alternating which goes first (ABBA), after an untimed warm-up pair; the row gives
 medians and the ratio's spread over the repeats.
@@ -183,6 +184,7 @@ class PlainLoop:
         self.opt_d = build(cfg.optim.d, "optim.d")(self.D.parameters())
         self.opt_g = build(cfg.optim.g, "optim.g")(self.G.parameters())
         self.n_critic, self.B = int(cfg.model.n_critic), dm.batch_size
+        self.reuse = bool(cfg.model.get("reuse_fakes"))  # G's step scores the last critic step's fakes
         # the EMA generator (model.ema_decay): a frozen copy, lerped toward G after each of G's steps with
         # TensorFlow's warm-up decay min(decay, (1 + t) / (10 + t))
         decay = cfg.model.get("ema_decay")
@@ -193,11 +195,12 @@ class PlainLoop:
 
     def iteration(self) -> None:
         G, D, loss, B = self.G, self.D, self.loss, self.B
-        for _ in range(self.n_critic):
+        for i in range(self.n_critic):
             real, _ = self.dm.batch(self.k, self.data_rng, 0, 1)  # (B, *shape), on the device
             self.k += 1
-            with torch.no_grad():
-                fake = G(torch.randn(B, G.z_dim, device=self.device))
+            with torch.set_grad_enabled(self.reuse and i == self.n_critic - 1):
+                kept = G(torch.randn(B, G.z_dim, device=self.device))
+            fake = kept.detach()
             d_loss = loss.d(D(real)["logits"], D(fake)["logits"])
             if self.gp:
                 eps = torch.rand(B, *[1] * (real.dim() - 1), device=self.device, dtype=real.dtype)
@@ -213,7 +216,8 @@ class PlainLoop:
             d_loss.backward()
             self.opt_d.step()
         D.requires_grad_(False)  # no gradients for D's weights in G's step
-        g_loss = loss.g(D(G(torch.randn(B, G.z_dim, device=self.device)))["logits"])
+        fake = kept if self.reuse else G(torch.randn(B, G.z_dim, device=self.device))
+        g_loss = loss.g(D(fake)["logits"])
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()

@@ -5,4 +5,5 @@
 - loss_scale.LossScaleBackoff: fp16's loss-scale overflows, dropped and backed off before they count as non-finite.
 - rank_average.average_over_ranks: DDP's average of one net's gradients and the loss over the ranks.
 - row.Row: the values logged since the last row.
+- fakes.Fakes: where a step's fakes come from: drawn for each step, or the critic step's for G's (model.reuse_fakes).
 """

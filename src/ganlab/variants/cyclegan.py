@@ -119,10 +119,10 @@ class CycleGAN(GANModule):
         if lambda_cycle < 0 or lambda_identity < 0 or gan_weight < 0:
             raise ValueError(f"model.lambda_cycle, model.lambda_identity and model.gan_weight must be >= 0, got "
                              f"{lambda_cycle}, {lambda_identity}, {gan_weight}")
-        if kwargs.get("pack", 1) > 1 or kwargs.get("feature_matching", False):
-            raise ValueError("model=cyclegan supports neither model.pack > 1 nor model.feature_matching=true "
-                             "(critics of single images, adversarial loss): set model.pack=1, "
-                             "model.feature_matching=false")
+        if kwargs.get("pack", 1) > 1 or kwargs.get("feature_matching", False) or kwargs.get("reuse_fakes", False):
+            raise ValueError("model=cyclegan supports none of model.pack > 1, model.feature_matching=true and "
+                             "model.reuse_fakes=true (critics of single images, adversarial loss, its own two "
+                             "steps): set model.pack=1, model.feature_matching=false, model.reuse_fakes=false")
         for name, reg in (kwargs.get("regularizers") or {}).items():
             if Adds.OUTPUT_PENALTY in reg.adds:
                 raise ValueError(f"regularizer.{name} penalises one critic's outputs (LeCam keeps one pair of "
