@@ -94,6 +94,43 @@ def test_a_checkpoint_whose_net_g_native_is_not_true_or_false_is_refused(tmp_pat
         load_generator(tmp_path / "old.ckpt")
 
 
+def full_resolution_outputs(net: nn.Module, x, side: int) -> list[tuple[str, int, int]]:
+    """(layer type, in channels, out channels) of each conv of `net` whose output is side x side, on input x."""
+    found = []
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            m.register_forward_hook(lambda m, _, out: found.append((type(m).__name__, m.in_channels, m.out_channels))
+                                    if out.shape[-1] == side else None)
+    net(x)
+    return found
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_dcgan_full_resolution_tail_and_stem(native):
+    side = {"native": True, "native_side": 28} if native else {}
+    g = dcgan.Generator((1, 32, 32), z_dim=16, ch=8, tail=4, **side)
+    z = torch.randn(3, 16)
+    # G: its last stride-2 transposed conv ends in 4 channels at 32 x 32, a 3x3 conv makes the image from them
+    assert full_resolution_outputs(g, z, 32) == [("ConvTranspose2d", 8, 4), ("Conv2d", 4, 1)]
+    assert isinstance(g.net[-3], nn.BatchNorm2d) and g.net[-1].kernel_size == (3, 3)
+    x = g(z)
+    assert x.shape == (3, 1, 32, 32) and x.abs().max() <= 1
+    if native:  # still an enlarged 28 x 28 image
+        torch.testing.assert_close(resize(unresize(x, 28), 32), x, atol=1e-5, rtol=0)
+    d = dcgan.Discriminator((1, 32, 32), ch=8, norm="layer", stem=5)
+    assert full_resolution_outputs(d, x, 32) == [("Conv2d", 1, 5)]  # a stride-1 conv reads the grid first
+    assert d.trunk[2].in_channels == 5 and d(x)["logits"].shape == (3,)
+    # 0 (the default) is the paper's nets: the same layers, so checkpoints keep their weights' names
+    assert list(dcgan.Generator((1, 32, 32), tail=0).state_dict()) == list(dcgan.Generator((1, 32, 32)).state_dict())
+    assert full_resolution_outputs(dcgan.Discriminator((1, 32, 32), ch=8), x, 32) == []
+
+
+def test_dcgan_tail_and_stem_are_refused_below_zero(tmp_path, idx_root):
+    for key in ("net.g.tail", "net.d.stem"):
+        with pytest.raises(ConfigError, match=rf"{key} must be >= 0, got -1"):
+            train(make_cfg(tmp_path, f"data.root={idx_root}", f"{key}=-1", "iterations=1"))
+
+
 @pytest.mark.parametrize("norm, kind", [("batch", nn.BatchNorm2d), ("layer", nn.GroupNorm), ("none", None)])
 def test_dcgan_critic_norm_choice(norm, kind):
     d = dcgan.Discriminator((1, 32, 32), ch=8, norm=norm)

@@ -4,6 +4,10 @@ G: z -> (ch * 2^(n-1), s0, s0) by a transposed conv, then n-1 stride-2 transpose
 stride-2 transposed conv to C channels + tanh. s0 = 7 for 28x28 images, 4 otherwise; n = log2(size / s0).
 D: the mirror image with stride-2 convs + LeakyReLU(0.2); no norm on the first layer (as in the paper); the
 norm of the other layers is selectable (`batch` as in the paper; `layer`/`none` for gradient penalties).
+Full-resolution layers (0 = the paper's nets, the same layers and weights' names): G's `tail` = t makes its last
+stride-2 transposed conv end in t channels, then norm + ReLU and a 3x3 conv to C channels; D's `stem` = s puts a
+3x3 stride-1 conv to s channels + LeakyReLU before its first stride-2 conv. Both let a net work on the pixel grid
+itself, where the paper's nets only stride over it.
 Weights are initialised N(0, 0.02) (BN scale N(1, 0.02)), as in the paper.
 Native side (net.g.native=true; train.py passes the data module's files' side as `native_side`): where the data
 module enlarged its files' images (Fashion-MNIST 28 -> 32), G's last map is brought to the files' side by least
@@ -46,7 +50,7 @@ def _init(m: nn.Module) -> None:
 
 class Generator(nn.Module):
     def __init__(self, shape: tuple[int, int, int], z_dim: int = 100, ch: int = 64, norm: str = "batch",
-                 num_classes: int = 0, native: bool = False, native_side: int | None = None):
+                 num_classes: int = 0, native: bool = False, native_side: int | None = None, tail: int = 0):
         super().__init__()
         c, size, width = shape[0], shape[1], shape[2]
         if size != width:
@@ -64,7 +68,11 @@ class Generator(nn.Module):
                   nn.ReLU()]
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), norm_layer(norm, b), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1)]
+        if tail:  # (B, tail, H, W) at full resolution, then a 3x3 conv to the image
+            layers += [nn.ConvTranspose2d(chans[-1], tail, 4, 2, 1, bias=False), norm_layer(norm, tail), nn.ReLU(),
+                       nn.Conv2d(tail, c, 3, 1, 1)]
+        else:
+            layers += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1)]
         self.net = nn.Sequential(*layers)
         self.apply(_init)
 
@@ -85,7 +93,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, shape: tuple[int, int, int], ch: int = 64, norm: str = "batch",
                  spectral_norm: bool = False, minibatch: str = "none", num_classes: int = 0,
-                 conditioning: str = "concat"):
+                 conditioning: str = "concat", stem: int = 0):
         super().__init__()
         check_conditioning(conditioning)
         c, size = shape[0], shape[1]
@@ -93,7 +101,9 @@ class Discriminator(nn.Module):
         self.num_classes = num_classes
         self.concat = num_classes if conditioning == "concat" else 0
         chans = [ch * 2 ** i for i in range(n)]  # e.g. 32x32, ch=64: [64, 128, 256]
-        layers = [nn.Conv2d(c + self.concat, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+        inputs = c + self.concat
+        layers = [nn.Conv2d(inputs, stem, 3, 1, 1), nn.LeakyReLU(0.2)] if stem else []  # (B, stem, H, W)
+        layers += [nn.Conv2d(stem or inputs, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.Conv2d(a, b, 4, 2, 1, bias=norm == "none"), norm_layer(norm, b), nn.LeakyReLU(0.2)]
         self.trunk = nn.Sequential(*layers)
