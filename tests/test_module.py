@@ -90,23 +90,26 @@ def test_reuse_fakes_scores_the_critic_steps_fakes_with_the_stepped_critic(tmp_p
             torch.testing.assert_close(g, w)
 
 
+class Counting(GANModule):
+    """Counts G's forwards in training mode (sample grids run G in eval mode)."""
+
+    calls = 0
+
+    def on_train_start(self):
+        super().on_train_start()
+
+        def count(g, *_):
+            Counting.calls += g.training
+
+        self.generator.register_forward_hook(count)
+
+
 def generator_calls(tmp_path, *overrides) -> int:
     cfg = make_cfg(tmp_path, "data=grid25", "net.g.hidden=16", "net.d.hidden=16", "iterations=4", *overrides,
                    "model._target_=tests.test_module.Counting")
     Counting.calls = 0
     train(cfg)
     return Counting.calls
-
-
-class Counting(GANModule):
-    calls = 0
-
-    def on_train_start(self):
-        super().on_train_start()
-        def count(g, *_):  # training forwards only (sample grids run G in eval mode)
-            Counting.calls += g.training
-
-        self.generator.register_forward_hook(count)
 
 
 def test_reuse_fakes_runs_g_forward_once_per_iteration(tmp_path):
