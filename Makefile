@@ -35,7 +35,7 @@ $(FMNIST):
 classifier: setup  ## train Fashion-MNIST's domain classifier (cheap FID features on a CPU) unless cached
 	$(PY) train_classifier.py data=fashion_mnist if_missing=true
 
-train: setup classifier  ## train the default experiment, fmnist_fast (DCGAN + EMA + TTUR + R1 on Fashion-MNIST, 12,000 iterations or 13.5 min)
+train: setup classifier  ## train the default experiment, fmnist_fast (DCGAN + EMA + TTUR + R1 + least squares on Fashion-MNIST, 12,000 iterations or 13.5 min)
 	$(PY) train.py experiment=fmnist_fast $(ARGS)
 
 test: setup classifier  ## run the test suite (includes short real trainings that check learned behaviour), a worker per core

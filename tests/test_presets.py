@@ -55,9 +55,9 @@ def _flat(node, prefix=""):
 # ---- every preset on the data its docs line names ---------------------------------------------------------
 # docs/training.md's variants: a preset trains on toy points and on images unless its paragraph names narrower data: labelled
 # images (cgan, acgan, biggan_small), a labelled subset (sgan: data.labelled=N), two image domains (cyclegan:
-# data=sneaker2boot), DCGAN net widths (dcgan_fast: images only). A preset not named here runs on both.
+# data=sneaker2boot), DCGAN net widths (dcgan_fast, lsgan_fast: images only). A preset not named here runs on both.
 DOCUMENTED = {"cgan": ["images"], "acgan": ["images"], "biggan_small": ["images"], "sgan": ["labelled_subset"],
-              "cyclegan": ["sneaker2boot"], "dcgan_fast": ["images"]}
+              "cyclegan": ["sneaker2boot"], "dcgan_fast": ["images"], "lsgan_fast": ["images"]}
 KINDS = {  # data kind -> its config (the real data where the files are, as README's commands run)
     "toy": ["data=grid25"],
     "images": ["data=fashion_mnist"],
@@ -292,11 +292,11 @@ def test_other_image_sets_train(tmp_path, idx_root, cifar_root, data):
     check_run(tmp_path, 2)
 
 
-@pytest.mark.parametrize("model", ["wgan_gp", "dcgan"])
+@pytest.mark.parametrize("model", ["wgan_gp", "dcgan", "dcgan_fast"])
 def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_path, model):
     """`make train ARGS="model=X"` is `train.py experiment=fmnist_fast model=X`: X's preset as it is (its loss,
     optimizer, EMA, net widths), only the experiment's length, time limit, metric cadence and trainer (trainer=fast)
-    on top (the recipe, critic width and R1 included, is model=dcgan_fast)."""
+    on top (the recipe, loss, critic width and R1 included, is model=lsgan_fast)."""
     alone = OmegaConf.to_container(make_cfg(tmp_path, f"model={model}"))
     inside = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast", f"model={model}"))
     for key in ("model", "optim", "loss", "regularizer", "net", "data"):
@@ -311,11 +311,23 @@ def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_pa
     r1 = recipe.regularizer.r1
     assert list(recipe.regularizer) == ["r1"] and r1.weight == 0.3 and r1.every == 16
     assert recipe.net.d.norm == "layer"  # R1 is per sample: a BatchNorm critic is refused with it (config.py)
+    assert recipe.loss._target_ == "ganlab.losses.LeastSquares" and (recipe.loss.a, recipe.loss.b, recipe.loss.c) == (0, 1, 1)
+    assert recipe.net.g.tail == 16 and recipe.net.d.stem == 0 and recipe.model.reuse_fakes
 
 
-def test_fmnist_best_is_make_trains_recipe_for_an_hour(tmp_path):
-    """experiment=fmnist_best changes only the length of fmnist_fast's run (and its metric cadence, time bound)."""
-    fast = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast"))
+def test_lsgan_fast_is_dcgan_fast_with_least_squares_the_tail_and_one_g_pass(tmp_path):
+    """model=lsgan_fast changes dcgan_fast in three keys only (its loss, G's tail, model.reuse_fakes), so the runs
+    that measured dcgan_fast's other choices still describe it."""
+    ls = _flat(OmegaConf.to_container(make_cfg(tmp_path, "model=lsgan_fast")))
+    dc = _flat(OmegaConf.to_container(make_cfg(tmp_path, "model=dcgan_fast")))
+    assert {k for k in ls.keys() | dc.keys() if ls.get(k) != dc.get(k)} == \
+        {"loss._target_", "loss.a", "loss.b", "loss.c", "net.g.tail", "model.reuse_fakes"}
+
+
+def test_fmnist_best_is_dcgan_fast_for_an_hour(tmp_path):
+    """experiment=fmnist_best changes only the length of `make train ARGS="model=dcgan_fast"`'s run (and its metric
+    cadence, time bound): its measured runs are of dcgan_fast, make train's recipe before model=lsgan_fast."""
+    fast = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_fast", "model=dcgan_fast"))
     best = OmegaConf.to_container(make_cfg(tmp_path, "experiment=fmnist_best"))
     for key in ("model", "optim", "loss", "regularizer", "net", "data", "augment"):
         assert best.get(key) == fast.get(key), key

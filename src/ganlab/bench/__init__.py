@@ -5,9 +5,9 @@ Cases:
 - `toy`: the training step, MLP nets on grid25, CPU (step.py).
 - `dcgan32`: the training step of the DCGAN preset (Fashion-MNIST 32x32, Adam), CPU (step.py).
 - `toy` also times `toy_fast`: the same with trainer.fast=true (the static step, without CUDA graphs on a CPU).
-- `recipe`: make train's recipe (model=dcgan_fast: LayerNorm critic of half width, lazy R1, EMA generator, TTUR),
-  eager fp32 and `recipe_fast` (trainer=fast, as make train runs it) against the same plain fp32 loop with R1 and
-  the EMA written out, CPU (step.py).
+- `recipe`: make train's recipe (model=lsgan_fast: LayerNorm critic of half width, lazy R1, EMA generator, TTUR,
+  least squares, G's full-resolution tail, one G pass per iteration), eager fp32 and `recipe_fast` (trainer=fast, as
+  make train runs it) against the same plain fp32 loop with R1, the EMA and the kept fakes written out, CPU (step.py).
 - `wgan_gp64`: the training step of a 64x64 DCGAN WGAN-GP (n_critic 5, gradient penalty), batch 64 and 256, ganlab
   eager (fp32), bf16 and trainer=fast against the same plain fp32 loop; GPU only (a "skipped: needs a GPU" line per
   row without CUDA) (step.py).
