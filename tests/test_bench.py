@@ -8,8 +8,10 @@ import torch
 
 from ganlab.bench import main
 from ganlab.bench.common import count_flops
-from ganlab.bench.step import STEP_CASES, PlainLoop, bench_step, compose_cfg, run_ganlab, run_plain
+from ganlab.bench.step import RECIPE, STEP_CASES, PlainLoop, bench_step, compose_cfg, run_ganlab, run_plain
 from ganlab.config import build
+
+from .conftest import make_cfg
 
 TINY = ("net.g.hidden=32", "net.d.hidden=32", "data.batch_size=64")
 
@@ -80,6 +82,16 @@ def test_recipe_plain_loop_matches_ganlab_with_lazy_r1_and_the_ema_generator(tmp
     # the row's GFLOP/it averages over R1's period: 3 iterations hold 6 critic steps, 2 of them due
     res = bench_step(STEP_CASES["toy"][0], warmup=1, iters=2, repeats=1, extra=extra, warm=False)
     assert abs(res.flops_per_iter - (none + 2 * (one - none) / 3)) <= 1
+
+
+def test_recipe_case_is_make_trains_recipe(tmp_path):
+    """The `recipe` cases time what make train trains: RECIPE composes the model, loss, regularizers, optimizers and
+    nets that experiment=fmnist_fast composes (a new recipe there must move the bench with it)."""
+    make_train, case = make_cfg(tmp_path, "experiment=fmnist_fast"), make_cfg(tmp_path, *RECIPE)
+    eager, fast = STEP_CASES["recipe"]
+    assert eager.overrides == RECIPE and fast.overrides == (*RECIPE, "trainer=fast")
+    for key in ("model", "loss", "regularizer", "optim", "net"):
+        assert case[key] == make_train[key], key
 
 
 def test_plain_loop_reuses_fakes_as_ganlab_does(tmp_path):

@@ -311,7 +311,8 @@ def test_make_trains_experiment_takes_a_model_from_the_command_line_whole(tmp_pa
     r1 = recipe.regularizer.r1
     assert list(recipe.regularizer) == ["r1"] and r1.weight == 0.3 and r1.every == 16
     assert recipe.net.d.norm == "layer"  # R1 is per sample: a BatchNorm critic is refused with it (config.py)
-    assert recipe.loss._target_ == "ganlab.losses.LeastSquares" and (recipe.loss.a, recipe.loss.b, recipe.loss.c) == (0, 1, 1)
+    assert recipe.loss._target_ == "ganlab.losses.LeastSquares"
+    assert (recipe.loss.a, recipe.loss.b, recipe.loss.c) == (0, 1, 1)
     assert recipe.net.g.tail == 16 and recipe.net.d.stem == 0 and recipe.model.reuse_fakes
 
 

@@ -58,6 +58,8 @@ class StepCase:
 # bf16, channels-last, CUDA graphs, one sync per logged row, fast.py). The plain loop is always eager fp32.
 GPU_MODES = {"eager": (), "bf16": ("trainer.precision=bf16-mixed",), "fast": ("trainer=fast",)}
 
+RECIPE = ("model=lsgan_fast",)  # make train's recipe: the model conf/experiment/fmnist_fast.yaml chooses
+
 STEP_CASES: dict[str, list[StepCase]] = {
     "toy": [StepCase("toy", "toy: MLP 3x512 on grid25, NS loss, Adam, n_critic 1, batch 256, cpu",
                      ("data=grid25",), "cpu", warmup=5, seconds=3.0, repeats=5),
@@ -73,10 +75,10 @@ STEP_CASES: dict[str, list[StepCase]] = {
     "recipe": [StepCase("recipe", "recipe: make train's model=lsgan_fast (DCGAN G ch 64 with a full-resolution "
                         "tail of 16, LayerNorm critic ch 32, least squares, R1 gamma 0.3 every 16 critic steps, an EMA "
                         "generator, Adam 4e-4 / 8e-4, one G pass per iteration), Fashion-MNIST 32x32, batch 64, cpu, "
-                        "fp32", ("model=lsgan_fast",), "cpu", warmup=2, seconds=6.0, repeats=5),
+                        "fp32", RECIPE, "cpu", warmup=2, seconds=6.0, repeats=5),
                StepCase("recipe_fast", "recipe_fast: the recipe case with trainer=fast, as make train runs it (on a "
                         "CPU: channels-last, and bf16 autocast where the CPU has bf16 units) against the same plain "
-                        "fp32 loop", ("model=lsgan_fast", "trainer=fast"), "cpu", warmup=2, seconds=6.0, repeats=5)],
+                        "fp32 loop", (*RECIPE, "trainer=fast"), "cpu", warmup=2, seconds=6.0, repeats=5)],
     "wgan_gp64": [StepCase(f"wgan_gp64_b{b}_{mode}", f"wgan_gp64: DCGAN 64x64 WGAN-GP, n_critic 5, batch {b}, cuda, "
                            f"ganlab {mode}", ("model=wgan_gp", "data.size=64", f"data.batch_size={b}", *extra),
                            "cuda", warmup=10, seconds=3.0, repeats=5)
